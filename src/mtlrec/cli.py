@@ -1,0 +1,218 @@
+"""`mtlrec <stage>`: the entry points that dvc.yaml and the Airflow DAG call.
+
+Each subcommand only parses its arguments, loads its own section of params.yaml and calls the
+stage's `run`. Expected failures (bad params, a rejected batch) print a message and exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mtlrec.config import ConfigError, Params, load_params
+from mtlrec.layout import DEFAULT as L
+
+Handler = Callable[[argparse.Namespace, Params], object]
+
+
+def _simulate(args: argparse.Namespace, params: Params) -> object:
+    from mtlrec.data import simulate
+
+    return simulate.run(params.simulate, args.out, args.truth)
+
+
+def _validate(args: argparse.Namespace, params: Params) -> object:
+    from mtlrec.validation import gate
+
+    report = gate.run(params.validate_, args.landing, args.out, args.quarantine, args.project)
+    return f"validated {len(report.outcomes)} batches; data docs: {report.data_docs}"
+
+
+def _featurize(args: argparse.Namespace, params: Params) -> object:
+    from mtlrec.features import featurize
+
+    return featurize.run(params.features, args.validated, args.out)
+
+
+def _feast_apply(args: argparse.Namespace, params: Params) -> object:
+    from mtlrec.features import store
+
+    return store.apply(args.repo, args.out)
+
+
+def _feast_plan(args: argparse.Namespace, params: Params) -> object:
+    from mtlrec.features import store
+
+    return store.plan(args.repo)
+
+
+def _materialize(args: argparse.Namespace, params: Params) -> object:
+    from mtlrec.features import store
+
+    end = args.end or datetime.now(UTC)
+    return store.materialize(args.repo, end=end, start=args.start, summary_file=args.out)
+
+
+def _build_dataset(args: argparse.Namespace, params: Params) -> object:
+    from mtlrec.features import dataset
+
+    return dataset.run(params.dataset, params.features, args.validated, args.repo, args.out)
+
+
+def _train(args: argparse.Namespace, params: Params) -> object:
+    from mtlrec.training import train
+
+    return train.run(params.model, params.train, args.data, args.out, args.cache)
+
+
+def _evaluate(args: argparse.Namespace, params: Params) -> object:
+    from mtlrec.evaluation import evaluate
+
+    report = evaluate.run(params.evaluate, args.model, args.data, args.truth, args.cache, args.out)
+    return _metrics_table(report)
+
+
+def _metrics_table(report: dict[str, dict[str, float | None]]) -> str:
+    lines = [f"{'task':<10} {'metric':<14} {'model':>8} {'oracle':>8}"]
+    for task, values in report.items():
+        for name, value in values.items():
+            if name.startswith("oracle_") or name in ("rows", "positives"):
+                continue
+            oracle = values.get(f"oracle_{name}")
+            lines.append(f"{task:<10} {name:<14} {_fmt(value):>8} {_fmt(oracle):>8}")
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _timestamp(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _stages() -> dict[str, tuple[str, Handler, list[tuple[str, dict]]]]:
+    path = {"type": Path}
+    return {
+        "simulate": (
+            "Write the synthetic shop's daily batches and ground truth.",
+            _simulate,
+            [
+                ("--out", {**path, "default": L.landing}),
+                ("--truth", {**path, "default": L.ground_truth}),
+            ],
+        ),
+        "validate": (
+            "Validate landing batches with GX; quarantine failures.",
+            _validate,
+            [
+                ("--landing", {**path, "default": L.landing}),
+                ("--out", {**path, "default": L.validated}),
+                ("--quarantine", {**path, "default": L.quarantine}),
+                ("--project", {**path, "default": Path("."), "help": "folder holding gx/"}),
+            ],
+        ),
+        "featurize": (
+            "Compute the offline feature tables.",
+            _featurize,
+            [
+                ("--validated", {**path, "default": L.validated}),
+                ("--out", {**path, "default": L.features}),
+            ],
+        ),
+        "feast-apply": (
+            "Apply the Feast feature repo to the registry.",
+            _feast_apply,
+            [
+                ("--repo", {**path, "default": L.feature_repo}),
+                ("--out", {**path, "default": None, "help": "write a registry summary here"}),
+            ],
+        ),
+        "feast-plan": (
+            "Show what `feast apply` would change.",
+            _feast_plan,
+            [
+                ("--repo", {**path, "default": L.feature_repo}),
+            ],
+        ),
+        "materialize": (
+            "Load features into the online store.",
+            _materialize,
+            [
+                ("--repo", {**path, "default": L.feature_repo}),
+                (
+                    "--start",
+                    {
+                        "type": _timestamp,
+                        "default": None,
+                        "help": "full load from START (default: incremental)",
+                    },
+                ),
+                ("--end", {"type": _timestamp, "default": None, "help": "default: now"}),
+                ("--out", {**path, "default": None, "help": "write a summary here"}),
+            ],
+        ),
+        "build-dataset": (
+            "Point-in-time training set from Feast, split.",
+            _build_dataset,
+            [
+                ("--validated", {**path, "default": L.validated}),
+                ("--repo", {**path, "default": L.feature_repo}),
+                ("--out", {**path, "default": L.training}),
+            ],
+        ),
+        "train": (
+            "Train the multi-task model.",
+            _train,
+            [
+                ("--data", {**path, "default": L.training}),
+                ("--out", {**path, "default": L.challenger}),
+                ("--cache", {**path, "default": L.text_cache}),
+            ],
+        ),
+        "evaluate": (
+            "Metrics per task beside their oracle values.",
+            _evaluate,
+            [
+                ("--model", {**path, "default": L.challenger}),
+                ("--data", {**path, "default": L.training}),
+                ("--truth", {**path, "default": L.ground_truth}),
+                ("--cache", {**path, "default": L.text_cache}),
+                ("--out", {**path, "default": L.challenger_metrics}),
+            ],
+        ),
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mtlrec", description=__doc__.splitlines()[0])
+    parser.add_argument("--params", type=Path, default=L.params)
+    commands = parser.add_subparsers(dest="stage", required=True, metavar="<stage>")
+    for name, (summary, handler, options) in _stages().items():
+        command = commands.add_parser(name, help=summary, description=summary)
+        for flag, settings in options:
+            command.add_argument(flag, **settings)
+        command.set_defaults(handler=handler)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from mtlrec.validation.gate import ValidationFailed
+
+    try:
+        result = args.handler(args, load_params(args.params))
+    except (ConfigError, ValidationFailed) as error:
+        print(f"mtlrec {args.stage}: {error}", file=sys.stderr)
+        return 1
+    if result is not None:
+        print(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Evaluation: metrics per task, oracle ceilings from the ground truth, the champion gate."""

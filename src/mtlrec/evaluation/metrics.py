@@ -1,0 +1,62 @@
+"""Task metrics on top of scikit-learn: AUC, GAUC, logloss, ECE, NDCG@k, RMSE."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import log_loss, mean_squared_error, ndcg_score, roc_auc_score
+
+EPS = 1e-7
+
+
+def auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    """ROC AUC, or None when only one class is present (AUC is undefined there)."""
+    labels = np.asarray(labels)
+    if len(np.unique(labels)) < 2:
+        return None
+    return float(roc_auc_score(labels, scores))
+
+
+def gauc(labels: np.ndarray, scores: np.ndarray, groups: np.ndarray) -> float | None:
+    """Group AUC (Zhou et al., KDD 2018): per-group AUC weighted by the group's row count,
+    over the groups that have both classes."""
+    frame = pd.DataFrame({"y": labels, "s": scores, "g": groups})
+    total, weight = 0.0, 0
+    for _, rows in frame.groupby("g", sort=False):
+        value = auc(rows["y"].to_numpy(), rows["s"].to_numpy())
+        if value is not None:
+            total += value * len(rows)
+            weight += len(rows)
+    return total / weight if weight else None
+
+
+def logloss(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    clipped = np.clip(probabilities, EPS, 1 - EPS)
+    return float(log_loss(labels, clipped, labels=[0, 1]))
+
+
+def ece(labels: np.ndarray, probabilities: np.ndarray, bins: int = 15) -> float:
+    """Expected calibration error over equal-mass bins (rare positives make equal-width bins
+    almost empty above the first one)."""
+    order = np.argsort(probabilities)
+    total = 0.0
+    for chunk in np.array_split(order, bins):
+        if len(chunk):
+            gap = abs(np.mean(labels[chunk]) - np.mean(probabilities[chunk]))
+            total += gap * len(chunk)
+    return float(total / len(labels))
+
+
+def mean_ndcg(grades: np.ndarray, scores: np.ndarray, queries: np.ndarray, k: int) -> float | None:
+    """NDCG@k averaged over queries with at least two judged items."""
+    frame = pd.DataFrame({"y": grades, "s": scores, "q": queries})
+    values = [
+        ndcg_score([rows["y"].to_numpy()], [rows["s"].to_numpy()], k=k)
+        for _, rows in frame.groupby("q", sort=False)
+        if len(rows) >= 2
+    ]
+    return float(np.mean(values)) if values else None
+
+
+def rmse(targets: np.ndarray, predictions: np.ndarray) -> float:
+    return float(np.sqrt(mean_squared_error(targets, predictions)))

@@ -1,0 +1,1 @@
+"""Features: offline computation, the Feast store (apply, materialize), training sets."""

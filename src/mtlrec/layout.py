@@ -1,0 +1,70 @@
+"""Where each stage reads and writes, relative to the project root.
+
+dvc.yaml spells these paths out (it must, for deps and outs); the CLI's defaults and the
+Airflow tasks take them from here, so the two orchestrators cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: Path
+
+    @property
+    def params(self) -> Path:
+        return self.root / "params.yaml"
+
+    @property
+    def landing(self) -> Path:
+        return self.root / "data" / "landing"
+
+    @property
+    def ground_truth(self) -> Path:
+        return self.root / "data" / "ground_truth"
+
+    @property
+    def validated(self) -> Path:
+        return self.root / "data" / "validated"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.root / "data" / "quarantine"
+
+    @property
+    def features(self) -> Path:
+        return self.root / "data" / "features"
+
+    @property
+    def feature_repo(self) -> Path:
+        return self.root / "feature_repo"
+
+    @property
+    def feast_apply_summary(self) -> Path:
+        return self.root / "data" / "feast" / "apply.json"
+
+    @property
+    def materialize_summary(self) -> Path:
+        return self.root / "data" / "feast" / "materialize.json"
+
+    @property
+    def training(self) -> Path:
+        return self.root / "data" / "training"
+
+    @property
+    def text_cache(self) -> Path:
+        return self.root / "data" / "cache"
+
+    @property
+    def challenger(self) -> Path:
+        return self.root / "models" / "challenger"
+
+    @property
+    def challenger_metrics(self) -> Path:
+        return self.root / "metrics" / "challenger.json"
+
+
+DEFAULT = Layout(Path("."))

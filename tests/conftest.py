@@ -1,0 +1,73 @@
+"""Shared fixtures: the tiny synthetic shop and throwaway copies of the project."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mtlrec.config import Params, load_params, parse_params
+
+REPO = Path(__file__).resolve().parents[1]
+# What a copy of the project needs to run its pipeline (src is copied because dvc.yaml hashes it).
+PROJECT_FILES = ("dvc.yaml", "params.yaml", ".dvcignore", "feature_repo", "gx", "src", "dags")
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("FEAST_USAGE", "False")
+
+
+def tiny_raw_params(**overrides: dict) -> dict:
+    """params.yaml as a dict, switched to the tiny sizes, with per-section overrides."""
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["simulate"]["size"] = "tiny"
+    for section, values in overrides.items():
+        raw[section] = {**raw.get(section, {}), **values}
+    return raw
+
+
+@pytest.fixture(scope="session")
+def params() -> Params:
+    return parse_params(tiny_raw_params())
+
+
+@pytest.fixture(scope="session")
+def tiny_shop(tmp_path_factory: pytest.TempPathFactory, params: Params) -> Path:
+    """The tiny synthetic shop under <tmp>/data/{landing,ground_truth} (read-only for tests)."""
+    from mtlrec.data import simulate
+
+    root = tmp_path_factory.mktemp("shop")
+    simulate.run(params.simulate, root / "data" / "landing", root / "data" / "ground_truth")
+    return root
+
+
+def copy_project(target: Path, **overrides: dict) -> Path:
+    """A git+DVC workspace with this project's pipeline and tiny params, for the real tools."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(
+                source,
+                target / name,
+                ignore=shutil.ignore_patterns("__pycache__", "uncommitted", "*.egg-info"),
+            )
+        else:
+            shutil.copy2(source, target / name)
+    shutil.copytree(REPO / ".dvc", target / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache"))
+    (target / "params.yaml").write_text(yaml.safe_dump(tiny_raw_params(**overrides)))
+    subprocess.run(["git", "init", "-q"], cwd=target, check=True)
+    load_params(target / "params.yaml")  # fail early on a bad override
+    return target
+
+
+def tool_env() -> dict[str, str]:
+    """Environment for child processes: this venv's tools first on PATH."""
+    bin_dir = str(Path(sys.executable).parent)
+    return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}

@@ -1,0 +1,33 @@
+import numpy as np
+import pytest
+
+from mtlrec.evaluation import metrics
+
+
+def test_auc_none_for_one_class_and_perfect_ranking() -> None:
+    assert metrics.auc(np.array([0, 0]), np.array([0.1, 0.2])) is None
+    assert metrics.auc(np.array([0, 1, 0, 1]), np.array([0.1, 0.9, 0.2, 0.8])) == 1.0
+
+
+def test_gauc_weights_groups_and_skips_single_class_groups() -> None:
+    labels = np.array([0, 1, 0, 1, 1, 1])
+    scores = np.array([0.1, 0.9, 0.9, 0.1, 0.5, 0.6])
+    groups = np.array(["a", "a", "b", "b", "c", "c"])  # a perfect, b inverted, c one class
+    assert metrics.gauc(labels, scores, groups) == pytest.approx(0.5)
+
+
+def test_ece_zero_when_calibrated_and_positive_when_not() -> None:
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0, 1, 20_000)
+    y = (rng.uniform(0, 1, 20_000) < p).astype(int)
+    assert metrics.ece(y, p) < 0.02
+    assert metrics.ece(y, np.clip(p * 0.3, 0, 1)) > 0.2
+
+
+def test_ndcg_per_query_mean() -> None:
+    grades = np.array([3, 0, 2, 0])
+    queries = np.array(["q1", "q1", "q2", "q2"])
+    perfect = metrics.mean_ndcg(grades, np.array([1.0, 0.0, 1.0, 0.0]), queries, k=10)
+    worst = metrics.mean_ndcg(grades, np.array([0.0, 1.0, 0.0, 1.0]), queries, k=10)
+    assert perfect == pytest.approx(1.0)
+    assert worst < 0.7
