@@ -1,5 +1,5 @@
 """Retrain the multi-task model: validate -> featurize -> feast apply -> materialize ->
-(DVC) build dataset -> train -> evaluate.
+(DVC) build dataset -> train -> evaluate -> promote (or keep the champion).
 
 This file only says when and in what order; each task calls one function of
 `mtlrec.pipeline`, the same code the `dvc repro` stages run.
@@ -77,6 +77,13 @@ def mtl_retraining() -> None:
 
         return pipeline.run_stage(PROJECT, "evaluate")
 
+    @task
+    def promote() -> str:
+        """The champion/challenger gate: promote, or keep the champion."""
+        from mtlrec import pipeline
+
+        return pipeline.run_stage(PROJECT, "promote")
+
     (
         validate()
         >> featurize()
@@ -86,6 +93,7 @@ def mtl_retraining() -> None:
         >> build_dataset()
         >> train()
         >> evaluate()
+        >> promote()
     )
 
 

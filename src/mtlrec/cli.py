@@ -75,6 +75,29 @@ def _evaluate(args: argparse.Namespace, params: Params) -> object:
     return _metrics_table(report)
 
 
+def _promote(args: argparse.Namespace, params: Params) -> object:
+    from mtlrec.evaluation import promote
+
+    paths = promote.PromotePaths(
+        challenger=args.model,
+        challenger_metrics=args.metrics,
+        data=args.data,
+        truth=args.truth,
+        cache=args.cache,
+        registry=args.registry,
+        dvc_lock=args.lock,
+        out=args.out,
+    )
+    return promote.run(params.gate, params.evaluate, paths)
+
+
+def _rollback(args: argparse.Namespace, params: Params) -> object:
+    from mtlrec.registry import Registry
+
+    version = Registry(args.registry).rollback(args.to)
+    return f"production now points at {version}"
+
+
 def _metrics_table(report: dict[str, dict[str, float | None]]) -> str:
     lines = [f"{'task':<10} {'metric':<14} {'model':>8} {'oracle':>8}"]
     for task, values in report.items():
@@ -185,6 +208,20 @@ def _stages() -> dict[str, tuple[str, Handler, list[tuple[str, dict]]]]:
                 ("--out", {**path, "default": L.challenger_metrics}),
             ],
         ),
+        "promote": ("Gate the challenger against the champion; register it.", _promote, [
+            ("--model", {**path, "default": L.challenger}),
+            ("--metrics", {**path, "default": L.challenger_metrics}),
+            ("--data", {**path, "default": L.training}),
+            ("--truth", {**path, "default": L.ground_truth}),
+            ("--cache", {**path, "default": L.text_cache}),
+            ("--registry", {**path, "default": L.registry}),
+            ("--lock", {**path, "default": L.dvc_lock}),
+            ("--out", {**path, "default": L.gate_report}),
+        ]),
+        "rollback": ("Point production back at the previous (or a given) version.", _rollback, [
+            ("--registry", {**path, "default": L.registry}),
+            ("--to", {"default": None, "help": "version to restore, e.g. v2"}),
+        ]),
     }
 
 
@@ -202,11 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from mtlrec.registry import RegistryError
     from mtlrec.validation.gate import ValidationFailed
 
     try:
         result = args.handler(args, load_params(args.params))
-    except (ConfigError, ValidationFailed) as error:
+    except (ConfigError, ValidationFailed, RegistryError) as error:
         print(f"mtlrec {args.stage}: {error}", file=sys.stderr)
         return 1
     if result is not None:

@@ -128,6 +128,18 @@ class EvaluateConfig(_Section):
     ndcg_k: int = Field(default=10, gt=0)
 
 
+class GateConfig(_Section):
+    """Champion/challenger gate. Metrics are named `<task>.<metric>` as in metrics JSON."""
+
+    primary_metric: str = "ctcvr.auc"
+    # The challenger must beat the champion's primary metric by more than this.
+    min_improvement: float = Field(default=0.0, ge=0.0)
+    # ...and no watched metric may fall more than this below the champion's.
+    max_regression: float = Field(default=0.01, ge=0.0)
+    watched: tuple[str, ...] = ("ctr.auc", "cvr.auc", "ctcvr.auc", "relevance.ndcg@10")
+    force_promote: bool = False
+
+
 class Params(_Section):
     simulate: SimulateConfig
     validate_: ValidateConfig = Field(default=ValidateConfig(), alias="validate")
@@ -136,6 +148,7 @@ class Params(_Section):
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    gate: GateConfig = GateConfig()
 
 
 def _describe(error: ValidationError) -> str:

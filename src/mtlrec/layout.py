@@ -66,5 +66,17 @@ class Layout:
     def challenger_metrics(self) -> Path:
         return self.root / "metrics" / "challenger.json"
 
+    @property
+    def registry(self) -> Path:
+        return self.root / "models" / "registry"
+
+    @property
+    def gate_report(self) -> Path:
+        return self.root / "metrics" / "gate.json"
+
+    @property
+    def dvc_lock(self) -> Path:
+        return self.root / "dvc.lock"
+
 
 DEFAULT = Layout(Path("."))

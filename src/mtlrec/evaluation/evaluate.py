@@ -25,27 +25,39 @@ def run(
     cache_dir: Path,
     out: Path,
 ) -> dict[str, dict[str, float | None]]:
-    test = pd.read_parquet(data_dir / "test.parquet")
-    # The relevance prediction would collide with the relevance label column.
-    predictions = predict(model_dir, test, cache_dir).rename(
-        columns={"relevance": "relevance_pred"}
-    )
-    scored = test.join(predictions)
-    if truth_dir is not None:
-        scored = attach_truth(scored, truth_dir)
-    report = task_metrics(scored, config.ndcg_k)
+    report = evaluate_model(config, model_dir, data_dir, truth_dir, cache_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     return report
 
 
+def evaluate_model(
+    config: EvaluateConfig,
+    model_dir: Path,
+    data_dir: Path,
+    truth_dir: Path | None,
+    cache_dir: Path,
+) -> dict[str, dict[str, float | None]]:
+    """Metrics of one saved model on the test split (with oracle values when truth is given)."""
+    test = pd.read_parquet(data_dir / "test.parquet")
+    # The relevance prediction would collide with the relevance label column.
+    predictions = predict(model_dir, test, cache_dir).rename(columns={"relevance": "relevance_pred"})
+    scored = test.join(predictions)
+    if truth_dir is not None and (truth_dir / "impressions.parquet").is_file():
+        scored = attach_truth(scored, truth_dir)
+    return task_metrics(scored, config.ndcg_k)
+
+
 def attach_truth(scored: pd.DataFrame, truth_dir: Path) -> pd.DataFrame:
-    shown = pd.read_parquet(truth_dir / "impressions.parquet").rename(
-        columns={"impression_id": "row_id"}
+    shown = pd.read_parquet(
+        truth_dir / "impressions.parquet",
+        columns=["impression_id", "p_click", "p_purchase_given_click"],
+    ).rename(columns={"impression_id": "row_id"})
+    judged = pd.read_parquet(
+        truth_dir / "judgments.parquet", columns=["query", "item_id", "true_relevance"]
     )
-    judged = pd.read_parquet(truth_dir / "judgments.parquet")
-    scored = scored.merge(shown, on="row_id", how="left")
-    return scored.merge(judged, on=["query", "item_id"], how="left", suffixes=("", "_truth"))
+    scored = scored.merge(shown, on="row_id", how="left").set_index(scored.index)
+    return scored.merge(judged, on=["query", "item_id"], how="left").set_index(scored.index)
 
 
 def task_metrics(scored: pd.DataFrame, k: int) -> dict[str, dict[str, float | None]]:

@@ -1,0 +1,72 @@
+"""The champion/challenger gate: promote only a challenger that beats the champion.
+
+The challenger must beat the champion's primary metric (by more than `min_improvement`) and no
+watched metric may regress by more than `max_regression`. With no champion yet, the first
+model is promoted. `force_promote` overrides a refusal and says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mtlrec.config import GateConfig
+
+Metrics = dict[str, dict[str, float | None]]
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    promote: bool
+    reasons: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        verdict = "promote" if self.promote else "keep the champion"
+        return f"gate: {verdict} ({'; '.join(self.reasons)})"
+
+
+def metric(report: Metrics, name: str) -> float | None:
+    task, _, key = name.partition(".")
+    return report.get(task, {}).get(key)
+
+
+def decide(config: GateConfig, challenger: Metrics, champion: Metrics | None) -> GateDecision:
+    if champion is None:
+        return GateDecision(True, ["no champion yet"])
+    reasons = []
+    passed = _beats_primary(config, challenger, champion, reasons)
+    passed = _no_regression(config, challenger, champion, reasons) and passed
+    if not passed and config.force_promote:
+        return GateDecision(True, [*reasons, "force_promote is set"])
+    return GateDecision(passed, reasons)
+
+
+def _beats_primary(
+    config: GateConfig, challenger: Metrics, champion: Metrics, reasons: list[str]
+) -> bool:
+    name = config.primary_metric
+    new, old = metric(challenger, name), metric(champion, name)
+    if new is None:
+        reasons.append(f"challenger has no {name}")
+        return False
+    if old is None:
+        reasons.append(f"champion has no {name}; challenger {name}={new:.4f}")
+        return True
+    better = new > old + config.min_improvement
+    relation = "beats" if better else "does not beat"
+    reasons.append(f"{name}: challenger {new:.4f} {relation} champion {old:.4f}")
+    return better
+
+
+def _no_regression(
+    config: GateConfig, challenger: Metrics, champion: Metrics, reasons: list[str]
+) -> bool:
+    passed = True
+    for name in config.watched:
+        new, old = metric(challenger, name), metric(champion, name)
+        if old is None:
+            continue
+        if new is None or new < old - config.max_regression:
+            shown = "missing" if new is None else f"{new:.4f}"
+            reasons.append(f"{name} regressed: {shown} < {old:.4f} - {config.max_regression}")
+            passed = False
+    return passed

@@ -1,0 +1,94 @@
+"""The promote stage: score the champion on the challenger's test set, gate, register.
+
+The champion is re-evaluated on exactly the rows the challenger was evaluated on, so the
+comparison is fair even when the data moved since the champion was trained.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from mtlrec.config import EvaluateConfig, GateConfig
+from mtlrec.evaluation.evaluate import evaluate_model
+from mtlrec.evaluation.gate import GateDecision, Metrics, decide
+from mtlrec.registry import Registry, data_hashes
+
+RUN_ID_ENV = "MTLREC_RUN_ID"  # set by the Airflow DAG: the run that made the model
+
+
+@dataclass(frozen=True)
+class PromoteOutcome:
+    promoted: bool
+    version: str | None
+    champion_before: str | None
+    reasons: list[str]
+    challenger: Metrics
+    champion: Metrics | None
+
+    def __str__(self) -> str:
+        verdict = f"promoted {self.version}" if self.promoted else "kept the champion"
+        before = self.champion_before or "none"
+        return f"gate: {verdict} (champion before: {before}; {'; '.join(self.reasons)})"
+
+
+@dataclass(frozen=True)
+class PromotePaths:
+    challenger: Path
+    challenger_metrics: Path
+    data: Path
+    truth: Path | None
+    cache: Path
+    registry: Path
+    dvc_lock: Path
+    out: Path
+
+
+def run(gate: GateConfig, evaluation: EvaluateConfig, paths: PromotePaths) -> PromoteOutcome:
+    challenger: Metrics = json.loads(paths.challenger_metrics.read_text())
+    registry = Registry(paths.registry)
+    champion_version = registry.production()
+    champion, decision = _judge(gate, evaluation, paths, registry, champion_version, challenger)
+    version = None
+    if decision.promote:
+        version = registry.register(paths.challenger, _metadata(challenger, paths))
+        registry.set_production(version, reason="; ".join(decision.reasons))
+    outcome = PromoteOutcome(
+        decision.promote, version, champion_version, decision.reasons, challenger, champion
+    )
+    paths.out.parent.mkdir(parents=True, exist_ok=True)
+    paths.out.write_text(json.dumps(asdict(outcome), indent=2, sort_keys=True) + "\n")
+    return outcome
+
+
+def _judge(
+    gate: GateConfig,
+    evaluation: EvaluateConfig,
+    paths: PromotePaths,
+    registry: Registry,
+    champion_version: str | None,
+    challenger: Metrics,
+) -> tuple[Metrics | None, GateDecision]:
+    if champion_version is None:
+        return None, decide(gate, challenger, None)
+    try:
+        champion = evaluate_model(
+            evaluation, registry.path(champion_version), paths.data, paths.truth, paths.cache
+        )
+    except (KeyError, ValueError) as error:
+        # A champion that cannot read today's features cannot be compared: stay safe.
+        reason = f"champion {champion_version} cannot score this test set: {error}"
+        promote = gate.force_promote
+        return None, GateDecision(promote, [reason] + (["force_promote is set"] if promote else []))
+    return champion, decide(gate, challenger, champion)
+
+
+def _metadata(challenger: Metrics, paths: PromotePaths) -> dict:
+    return {
+        "metrics": challenger,
+        "data_hashes": data_hashes(paths.dvc_lock),
+        "run_id": os.environ.get(RUN_ID_ENV),
+        "source": str(paths.challenger),
+    }
