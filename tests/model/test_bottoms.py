@@ -1,0 +1,49 @@
+"""Shapes of each bottom and tower, and the gates' mixtures."""
+
+import pytest
+import torch
+
+from mtlrec.model.mmoe import MMoE, mix_experts
+from mtlrec.model.ple import PLE
+from mtlrec.model.shared_bottom import SharedBottom
+from mtlrec.model.towers import Tower
+
+BATCH, IN_DIM, N_TASKS = 5, 12, 3
+
+
+@pytest.mark.parametrize(
+    "bottom",
+    [
+        SharedBottom(IN_DIM, (16, 8), N_TASKS, dropout=0.0),
+        MMoE(IN_DIM, n_experts=2, expert_dims=(8,), n_tasks=N_TASKS, dropout=0.0),
+        PLE(IN_DIM, 2, 1, expert_dims=(8,), n_tasks=N_TASKS, dropout=0.0),
+    ],
+    ids=["shared_bottom", "mmoe", "ple"],
+)
+def test_bottom_gives_one_output_per_task(bottom: torch.nn.Module) -> None:
+    outputs = bottom(torch.randn(BATCH, IN_DIM))
+    assert len(outputs) == N_TASKS
+    assert all(out.shape == (BATCH, 8) for out in outputs)
+    assert bottom.out_dim == 8
+
+
+def test_mmoe_tasks_mix_experts_differently() -> None:
+    torch.manual_seed(0)
+    outputs = MMoE(IN_DIM, 2, (8,), 2, dropout=0.0)(torch.randn(BATCH, IN_DIM))
+    assert not torch.allclose(outputs[0], outputs[1])
+
+
+def test_mix_experts_is_a_convex_combination() -> None:
+    experts = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])  # (1, E=2, D=2)
+    mixed = mix_experts(torch.tensor([[0.0, 0.0]]), experts)  # equal gate logits
+    assert torch.allclose(mixed, torch.tensor([[0.5, 0.5]]))
+
+
+def test_ple_gate_sees_own_and_shared_experts_only() -> None:
+    ple = PLE(IN_DIM, n_task_experts=3, n_shared_experts=2, expert_dims=(4,), n_tasks=2, dropout=0)
+    assert [gate.out_features for gate in ple.gates] == [5, 5]
+    assert [len(experts) for experts in ple.task_experts] == [3, 3]
+
+
+def test_tower_outputs_one_scalar_per_row() -> None:
+    assert Tower(8, (4,), dropout=0.0)(torch.randn(BATCH, 8)).shape == (BATCH,)

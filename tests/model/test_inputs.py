@@ -1,0 +1,93 @@
+"""The feature spec: fitted from schema + train frame, JSON round trip, deterministic encoding."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mtlrec.model.inputs import FeatureSpec, SchemaFeature, hash_ids, read_schema
+from mtlrec.training.synthetic import SCHEMA, synthetic_frame
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return synthetic_frame(120, 30, seed=3)
+
+
+def schema(*extra: dict) -> list[SchemaFeature]:
+    return [SchemaFeature(f["name"], f["kind"]) for f in [*SCHEMA, *extra]]
+
+
+def test_spec_groups_schema_features_by_kind(frame: pd.DataFrame) -> None:
+    spec = FeatureSpec.fit(schema(), frame, hash_buckets=50)
+    assert spec.ids == ("user_id", "item_id")
+    assert spec.texts == ("query", "item_profile__title")
+    assert spec.query_index == 0
+    assert [n.name for n in spec.numerics] == ["item_profile__price", "user_activity__clicks_7d"]
+    assert spec.field_sizes[:2] == [51, 51]
+    assert spec.dense_dim == 4  # two values + two missing flags
+
+
+def test_encoding_handles_missing_and_unseen_values(frame: pd.DataFrame) -> None:
+    spec = FeatureSpec.fit(schema(), frame, hash_buckets=50)
+    rows = frame.head(3).copy()
+    rows["user_id"] = [-1, 7, 7]
+    rows["item_profile__category"] = ["never-seen", None, rows["item_profile__category"].iloc[2]]
+    rows["user_activity__clicks_7d"] = [np.nan, 1.0, 1.0]
+    rows["query"] = [None, "  ", "red mug"]
+    encoded = spec.encode(rows)
+    category = 2 + [c.name for c in spec.categoricals].index("item_profile__category")
+    assert encoded.fields[0, 0] == 0 and encoded.fields[1, 0] == encoded.fields[2, 0] > 0
+    assert list(encoded.fields[:, category][:2]) == [0, 0] and encoded.fields[2, category] > 0
+    assert encoded.dense[0, 1] == 0.0 and encoded.dense[0, 3] == 1.0  # value 0, missing flag 1
+    assert list(encoded.text_codes[:, 0]) == [0, 0, encoded.text_codes[2, 0]]
+    assert encoded.strings[encoded.text_codes[2, 0]] == "red mug"
+
+
+def test_numeric_is_standardised_on_train(frame: pd.DataFrame) -> None:
+    spec = FeatureSpec.fit(schema(), frame, hash_buckets=50)
+    price = spec.encode(frame).dense[:, 0]
+    assert abs(price.mean()) < 1e-5 and abs(price.std() - 1.0) < 1e-3
+
+
+def test_float_categories_match_their_integer_form() -> None:
+    train = pd.DataFrame({"age": [1, 2, 2]})
+    spec = FeatureSpec.fit([SchemaFeature("age", "categorical")], train, hash_buckets=10)
+    encoded = spec.encode(pd.DataFrame({"age": [2.0, np.nan, 1.0]}))
+    assert list(encoded.fields[:, 0]) == [1, 0, 2]  # "2" is most frequent: index 1
+
+
+def test_id_hash_is_stable_across_dtypes_and_calls() -> None:
+    ids = pd.Series([5, 123456789012, -1])
+    first = hash_ids(ids, 1000)
+    assert list(first) == list(hash_ids(ids.astype("Int64"), 1000))
+    assert first[2] == 0 and 1 <= first[0] <= 1000
+    assert list(first) == [int(v) for v in hash_ids(ids, 1000)]
+
+
+def test_spec_json_round_trip(frame: pd.DataFrame) -> None:
+    with_array = synthetic_frame(40, 10, seed=1)
+    array = {"name": "item_profile__title_embedding", "kind": "array"}
+    spec = FeatureSpec.fit(schema(array), with_array, hash_buckets=50)
+    assert spec.arrays[0].length == 4 and spec.dense_dim == 4 + 4 + 1
+    restored = FeatureSpec.from_json(spec.to_json())
+    assert restored == spec
+    np.testing.assert_array_equal(restored.encode(with_array).dense, spec.encode(with_array).dense)
+
+
+def test_schema_rejects_labels_and_unknown_kinds(tmp_path: Path) -> None:
+    path = tmp_path / "schema.json"
+    path.write_text(json.dumps({"features": [{"name": "click", "kind": "numeric"}]}))
+    with pytest.raises(ValueError, match="leak"):
+        read_schema(path)
+    path.write_text(json.dumps({"features": [{"name": "x", "kind": "image"}]}))
+    with pytest.raises(ValueError, match="unknown feature kinds"):
+        read_schema(path)
+
+
+def test_missing_feature_column_fails(frame: pd.DataFrame) -> None:
+    spec = FeatureSpec.fit(schema(), frame, hash_buckets=50)
+    with pytest.raises(KeyError, match="item_profile__price"):
+        spec.encode(frame.drop(columns=["item_profile__price"]))

@@ -1,0 +1,106 @@
+"""The full model: built from the schema alone, ESMM outputs, task subsets, text interactions."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from mtlrec.config import ModelConfig, TextConfig
+from mtlrec.model.inputs import FeatureSpec, ModelInputs, SchemaFeature, TensorFrame
+from mtlrec.model.multitask import MultiTaskModel
+from mtlrec.model.text import build_text_table
+from mtlrec.training.synthetic import SCHEMA, synthetic_frame
+
+SCHEMA_FEATURES = [SchemaFeature(f["name"], f["kind"]) for f in SCHEMA]
+
+
+def tiny_cfg(**overrides: object) -> ModelConfig:
+    base = dict(
+        embedding_dim=4, hash_buckets=64, text_dim=4, bottom_dims=(8,), n_experts=2,
+        n_shared_experts=1, expert_dims=(8,), tower_dims=(4,), dropout=0.0,
+        text=TextConfig(encoder="tiny", max_length=16),
+    )  # fmt: skip
+    return ModelConfig(**{**base, **overrides})
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return synthetic_frame(48, 16, seed=5)
+
+
+@pytest.fixture(scope="module")
+def spec(frame: pd.DataFrame) -> FeatureSpec:
+    return FeatureSpec.fit(SCHEMA_FEATURES, frame, hash_buckets=64)
+
+
+@pytest.fixture(scope="module")
+def inputs(frame: pd.DataFrame, spec: FeatureSpec, tmp_path_factory) -> ModelInputs:
+    encoded = spec.encode(frame)
+    cache = tmp_path_factory.mktemp("cache")
+    table = build_text_table(encoded.strings, tiny_cfg().text, cache)
+    return TensorFrame.build(encoded, table).inputs(torch.arange(len(frame)))
+
+
+@pytest.mark.parametrize("bottom", ["shared_bottom", "mmoe", "ple"])
+def test_forward_shapes_per_bottom(spec: FeatureSpec, inputs: ModelInputs, bottom: str) -> None:
+    outputs = MultiTaskModel(tiny_cfg(bottom=bottom), spec)(inputs)
+    n_rows = len(inputs)
+    assert outputs.ctr_logit.shape == outputs.cvr_logit.shape == (n_rows,)
+    assert ((outputs.relevance >= 0) & (outputs.relevance <= 3)).all()
+
+
+def test_esmm_ctcvr_is_ctr_times_cvr(spec: FeatureSpec, inputs: ModelInputs) -> None:
+    outputs = MultiTaskModel(tiny_cfg(), spec)(inputs)
+    torch.testing.assert_close(outputs.p_ctcvr, outputs.p_ctr * outputs.p_cvr)
+
+
+def test_task_subset_has_only_its_heads(spec: FeatureSpec, inputs: ModelInputs) -> None:
+    model = MultiTaskModel(tiny_cfg(tasks=("relevance",)), spec)
+    outputs = model(inputs)
+    assert outputs.ctr_logit is None and outputs.p_ctcvr is None
+    assert list(model.towers) == ["relevance"]
+
+
+def test_new_schema_column_grows_the_input(frame: pd.DataFrame, spec: FeatureSpec) -> None:
+    wider = frame.assign(item_profile__rating=range(len(frame)), item_profile__brand="acme")
+    extra = [SchemaFeature("item_profile__rating", "numeric"),
+             SchemaFeature("item_profile__brand", "categorical")]  # fmt: skip
+    wider_spec = FeatureSpec.fit(SCHEMA_FEATURES + extra, wider, hash_buckets=64)
+    base = MultiTaskModel(tiny_cfg(), spec).in_dim
+    assert MultiTaskModel(tiny_cfg(), wider_spec).in_dim == base + 2 + 4  # numeric+flag, embedding
+
+
+def test_query_interactions_vanish_without_query(spec: FeatureSpec, inputs: ModelInputs) -> None:
+    model = MultiTaskModel(tiny_cfg(), spec)
+    feed = inputs.text_present[:, 0] == 0  # rows with a null query
+    assert feed.any() and (~feed).any()
+    text = model.text(inputs.text_embeddings, inputs.text_present)  # (B, 2*4 + 1 + 4)
+    interactions = text[:, 2 * 4 :]  # cosine + projected product
+    assert torch.count_nonzero(interactions[feed]) == 0
+    assert torch.count_nonzero(interactions[~feed]) > 0
+
+
+def test_finetuned_encoder_is_part_of_the_model(
+    frame: pd.DataFrame, spec: FeatureSpec, tmp_path: Path
+) -> None:
+    cfg = tiny_cfg(text=TextConfig(encoder="tiny", max_length=16, finetune_layers=1))
+    model = MultiTaskModel(cfg, spec)
+    encoded = spec.encode(frame)
+    table = build_text_table(encoded.strings, cfg.text, tmp_path, model.text_encoder)
+    batch = TensorFrame.build(encoded, table).inputs(torch.arange(8))
+    assert batch.text_embeddings is None and batch.text_tokens is not None
+    model(batch).ctr_logit.sum().backward()
+    top = model.text_encoder.bert.encoder.layer[-1].attention.self.query.weight
+    assert top.grad is not None and torch.count_nonzero(top.grad) > 0
+    assert any(name.startswith("text_encoder.") for name in model.state_dict())
+
+
+def test_schema_without_text_or_ids(frame: pd.DataFrame, tmp_path: Path) -> None:
+    schema = [SchemaFeature("item_profile__price", "numeric")]
+    spec = FeatureSpec.fit(schema, frame, hash_buckets=64)
+    encoded = spec.encode(frame)
+    table = build_text_table(encoded.strings, tiny_cfg().text, tmp_path)
+    batch = TensorFrame.build(encoded, table).inputs(torch.arange(4))
+    model = MultiTaskModel(tiny_cfg(bottom="mmoe"), spec)
+    assert model.in_dim == 2 and model(batch).ctr_logit.shape == (4,)

@@ -1,0 +1,93 @@
+"""Text encoders and the on-disk embedding cache."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mtlrec.config import TextConfig
+from mtlrec.model import text
+from mtlrec.model.text import (
+    TextEmbeddingCache,
+    TextTable,
+    build_text_encoder,
+    build_text_table,
+    embed_texts,
+    encoder_id,
+)
+
+TINY = TextConfig(encoder="tiny", max_length=16, batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder() -> text.TextEncoder:
+    return build_text_encoder(TINY)
+
+
+def test_tiny_encoder_is_seeded_and_unit_norm(tiny_encoder: text.TextEncoder) -> None:
+    again = build_text_encoder(TINY)
+    first = tiny_encoder.embed(["red mug", "blue lamp for the desk"])
+    np.testing.assert_array_equal(first, again.embed(["red mug", "blue lamp for the desk"]))
+    assert first.shape == (2, text.TINY_HIDDEN)
+    np.testing.assert_allclose(np.linalg.norm(first, axis=1), 1.0, rtol=1e-5)
+
+
+def test_second_encode_reads_the_cache(
+    tiny_encoder: text.TextEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    strings = ["red mug", "green chair", "red mug"]
+    first = embed_texts(strings, TINY, tmp_path, tiny_encoder)
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the encoder must not run for cached strings")
+
+    monkeypatch.setattr(text, "build_text_encoder", fail)
+    monkeypatch.setattr(tiny_encoder, "embed", fail)
+    np.testing.assert_array_equal(embed_texts(strings, TINY, tmp_path), first)
+    np.testing.assert_array_equal(embed_texts(strings[:1], TINY, tmp_path, tiny_encoder), first[:1])
+    padded = embed_texts([" red mug ", None, ""], TINY, tmp_path)  # stripped: a cache hit too
+    np.testing.assert_array_equal(padded[0], first[0])
+    assert not padded[1:].any()
+
+
+def test_cache_is_keyed_by_encoder_id(tmp_path: Path) -> None:
+    other = TextConfig(encoder="tiny", max_length=8)
+    assert encoder_id(other) != encoder_id(TINY)
+    cache = TextEmbeddingCache(tmp_path, encoder_id(TINY))
+    cache.store([cache.key("a")], np.ones((1, 3), np.float32))
+    assert TextEmbeddingCache(tmp_path, encoder_id(other)).lookup([cache.key("a")]) == {}
+    assert list(cache.lookup([cache.key("a")])[cache.key("a")]) == [1.0, 1.0, 1.0]
+
+
+def test_null_and_blank_text_embed_to_zero(tiny_encoder: text.TextEncoder, tmp_path: Path) -> None:
+    strings, codes = TextTable.distinct([["red mug", None, " "], [float("nan"), "red mug", ""]])
+    assert strings == ["", "red mug"]
+    assert [list(c) for c in codes] == [[1, 0, 0], [0, 1, 0]]
+    table = build_text_table(strings, TINY, tmp_path, tiny_encoder)
+    assert torch.count_nonzero(table.embeddings[0]) == 0
+    assert torch.count_nonzero(table.embeddings[1]) > 0
+
+
+def test_finetune_trains_only_the_top_layers() -> None:
+    encoder = build_text_encoder(TextConfig(encoder="tiny", finetune_layers=1))
+    trainable = {name for name, p in encoder.named_parameters() if p.requires_grad}
+    assert trainable and all(name.startswith("bert.encoder.layer.1.") for name in trainable)
+    ids, mask = encoder.tokenize(["red mug", "a blue lamp"])
+    encoder(ids, mask).sum().backward()
+    grads = {name for name, p in encoder.named_parameters() if p.grad is not None}
+    assert grads == trainable
+    with pytest.raises(ValueError, match="finetune_layers"):
+        encoder.set_trainable_layers(3)
+
+
+def test_minilm_sentence_embeddings(tmp_path: Path) -> None:
+    cfg = TextConfig(encoder="minilm")
+    vectors = embed_texts(
+        ["red running shoes", "crimson sneakers for jogging", "stainless steel kettle"],
+        cfg,
+        tmp_path,
+    )
+    assert vectors.shape == (3, 384)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2

@@ -1,0 +1,179 @@
+"""The training loop: learning, determinism, resume after a crash, early stopping, outputs."""
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from safetensors.torch import load_file
+from sklearn.metrics import roc_auc_score
+
+from mtlrec.config import ModelConfig, TextConfig, TrainConfig
+from mtlrec.model import predict
+from mtlrec.training import train as train_module
+from mtlrec.training.checkpoint import CHECKPOINT_DIR
+from mtlrec.training.synthetic import write_synthetic_dataset
+from mtlrec.training.train import run
+
+
+def tiny_model(**overrides: object) -> ModelConfig:
+    base = dict(
+        embedding_dim=8, hash_buckets=64, text_dim=4, bottom_dims=(16,), n_experts=2,
+        n_shared_experts=1, expert_dims=(8,), tower_dims=(8,), dropout=0.1,
+        text=TextConfig(encoder="tiny", max_length=16),
+    )  # fmt: skip
+    return ModelConfig(**{**base, **overrides})
+
+
+def tiny_train(**overrides: object) -> TrainConfig:
+    return TrainConfig(**{"epochs": 3, "batch_size": 32, "lr": 0.01, **overrides})
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_synthetic_dataset(tmp_path_factory.mktemp("data"), 2000, 200, seed=0)
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+def weights(out_dir: Path) -> dict:
+    return load_file(out_dir / "model.safetensors")
+
+
+def assert_same_weights(left: Path, right: Path) -> None:
+    a, b = weights(left), weights(right)
+    assert a.keys() == b.keys()
+    assert all(a[name].equal(b[name]) for name in a), "weights differ"
+
+
+@pytest.mark.parametrize("bottom", ["shared_bottom", "mmoe", "ple"])
+def test_training_learns_clicks(
+    data_dir: Path, cache_dir: Path, tmp_path: Path, bottom: str
+) -> None:
+    result = run(tiny_model(bottom=bottom), tiny_train(), data_dir, tmp_path, cache_dir)
+    losses = [row["train_loss"] for row in result.history]
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    valid = pd.read_parquet(data_dir / "valid.parquet")
+    impressions = valid["source"] == "impression"
+    scores = predict(tmp_path, valid[impressions], cache_dir)
+    assert roc_auc_score(valid.loc[impressions, "click"], scores["p_ctr"]) > 0.6
+
+
+def test_outputs_of_a_run(data_dir: Path, cache_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "stale.txt").write_text("from an earlier run")
+    run(tiny_model(), tiny_train(epochs=2), data_dir, tmp_path, cache_dir)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "config.json", "feature_spec.json", "model.safetensors",
+        "train_summary.json", "training_curve.csv",
+    ]  # fmt: skip
+    curve = pd.read_csv(tmp_path / "training_curve.csv")
+    assert list(curve["epoch"]) == [1, 2]
+    for column in ("train_loss", "valid_loss", "valid_ctr", "valid_ctcvr", "train_relevance"):
+        assert curve[column].notna().all()
+    summary = json.loads((tmp_path / "train_summary.json").read_text())
+    assert summary["epochs_run"] == 2 and summary["tasks"] == ["ctr", "cvr", "relevance"]
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["text_encoder"].startswith("tiny-bert") and len(config["tasks"]) == 3
+
+
+def test_same_seed_same_weights(data_dir: Path, cache_dir: Path, tmp_path: Path) -> None:
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        run(tiny_model(), tiny_train(epochs=2, seed=seed), data_dir, tmp_path / name, cache_dir)
+    assert_same_weights(tmp_path / "a", tmp_path / "b")
+    with pytest.raises(AssertionError, match="weights differ"):
+        assert_same_weights(tmp_path / "a", tmp_path / "c")
+
+
+def test_resume_after_crash_matches_uninterrupted_run(
+    data_dir: Path, cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg, train_cfg = tiny_model(bottom="mmoe"), tiny_train(loss_weighting="uncertainty")
+    straight = run(cfg, train_cfg, data_dir, tmp_path / "straight", cache_dir)
+    real_epoch = train_module._train_epoch
+
+    def crash_in_epoch_3(session: train_module.Session, epoch: int) -> dict:
+        if epoch == 3:
+            raise KeyboardInterrupt("simulated crash")
+        return real_epoch(session, epoch)
+
+    monkeypatch.setattr(train_module, "_train_epoch", crash_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, train_cfg, data_dir, tmp_path / "resumed", cache_dir)
+    assert [p.name for p in (tmp_path / "resumed" / CHECKPOINT_DIR).iterdir()] == ["epoch_002"]
+    monkeypatch.setattr(train_module, "_train_epoch", real_epoch)
+    resumed = run(cfg, train_cfg, data_dir, tmp_path / "resumed", cache_dir)
+    assert resumed.resumed_from_epoch == 2 and straight.resumed_from_epoch is None
+    assert_same_weights(tmp_path / "straight", tmp_path / "resumed")
+    drop = ["train_seconds", "samples_per_s"]
+    pd.testing.assert_frame_equal(
+        pd.DataFrame(straight.history).drop(columns=drop),
+        pd.DataFrame(resumed.history).drop(columns=drop),
+    )
+    assert not (tmp_path / "resumed" / CHECKPOINT_DIR).exists()
+
+
+def test_checkpoints_of_another_config_are_not_resumed(
+    data_dir: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    run(tiny_model(), tiny_train(epochs=1), data_dir, tmp_path, cache_dir, keep_checkpoints=True)
+    assert (tmp_path / CHECKPOINT_DIR / "epoch_001").is_dir()
+    result = run(tiny_model(), tiny_train(epochs=1, lr=0.02), data_dir, tmp_path, cache_dir)
+    assert result.resumed_from_epoch is None
+
+
+def scripted_valid_losses(values: list[float]) -> Iterator[dict[str, float]]:
+    for value in values:
+        yield {"ctr": value, "ctcvr": 0.0, "relevance": 0.0}
+
+
+def test_early_stopping_keeps_the_best_epoch(
+    data_dir: Path, cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = scripted_valid_losses([1.0, 0.5, 0.9, 0.8, 0.1])
+    monkeypatch.setattr(train_module, "evaluate_losses", lambda model, split: next(script))
+    result = run(
+        tiny_model(), tiny_train(epochs=5, patience=2), data_dir, tmp_path / "a", cache_dir
+    )
+    assert (result.epochs_run, result.best_epoch, result.stopped_early) == (4, 2, True)
+    script = scripted_valid_losses([1.0, 0.5])
+    run(tiny_model(), tiny_train(epochs=2, patience=2), data_dir, tmp_path / "b", cache_dir)
+    assert_same_weights(tmp_path / "a", tmp_path / "b")  # the output is epoch 2's model
+
+
+@pytest.mark.parametrize(
+    ("tasks", "columns"),
+    [
+        (("ctr",), ["p_ctr"]),
+        (("relevance",), ["relevance"]),
+        (("ctr", "cvr"), ["p_ctr", "p_cvr", "p_ctcvr"]),
+    ],
+)
+def test_single_task_baselines(
+    data_dir: Path, cache_dir: Path, tmp_path: Path, tasks: tuple, columns: list[str]
+) -> None:
+    result = run(tiny_model(tasks=tasks), tiny_train(epochs=1), data_dir, tmp_path, cache_dir)
+    assert all(row["train_loss"] > 0 for row in result.history)
+    test = pd.read_parquet(data_dir / "test.parquet")
+    assert list(predict(tmp_path, test, cache_dir).columns) == columns
+
+
+def test_finetuning_the_tiny_encoder(data_dir: Path, cache_dir: Path, tmp_path: Path) -> None:
+    text = TextConfig(encoder="tiny", max_length=16, finetune_layers=1)
+    run(tiny_model(text=text), tiny_train(epochs=1), data_dir, tmp_path, cache_dir)
+    assert any(name.startswith("text_encoder.") for name in weights(tmp_path))
+    test = pd.read_parquet(data_dir / "test.parquet").head(50)
+    scores = predict(tmp_path, test, cache_dir)
+    assert scores.notna().all().all() and len(scores) == 50
+
+
+def test_refuses_to_clear_a_project_directory(
+    data_dir: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    with pytest.raises(ValueError, match="refusing to clear"):
+        run(tiny_model(), tiny_train(epochs=1), data_dir, tmp_path, cache_dir)
+    assert (tmp_path / "dvc.yaml").exists()
