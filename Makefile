@@ -14,7 +14,7 @@ export FEAST_USAGE := False
 export DVC_NO_ANALYTICS := 1
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-fast lint feast-plan clean
+.PHONY: setup run test test-fast lint feast-plan airflow clean
 
 setup: $(STAMP)
 
@@ -31,7 +31,7 @@ run: setup
 	@echo "Data docs:     reports/data_docs/index.html"
 	@echo "Model:         models/challenger/"
 	@echo "Training curve: dvc plots show  ->  dvc_plots/index.html"
-	@dvc metrics show
+	@dvc metrics show metrics/challenger.json --precision 3
 
 test: setup
 	bash scripts/ensure_test_deps.sh
@@ -46,6 +46,11 @@ lint: setup
 
 feast-plan: setup
 	mtlrec feast-plan --repo feature_repo
+
+# The Airflow UI for this checkout on http://localhost:8080 (AIRFLOW_PORT=... to move it):
+# api-server, scheduler, dag-processor and triggerer; see scripts/airflow.sh.
+airflow: setup
+	bash scripts/airflow.sh
 
 clean:
 	rm -rf data models metrics reports dvc_plots .dvc/tmp .dvc/cache

@@ -1,57 +1,177 @@
-"""Retrain the multi-task model: validate -> featurize -> feast apply -> materialize ->
-(DVC) build dataset -> train -> evaluate -> promote (or keep the champion).
+"""Retrain the multi-task model and promote it only if it beats the champion.
 
-This file only says when and in what order; each task calls one function of
-`mtlrec.pipeline`, the same code the `dvc repro` stages run.
+`set_params` -> `validate` -> `featurize` -> `feast_apply` -> `materialize` ->
+`record_native_stages` -> (DVC) `build_dataset` -> `train` -> `evaluate` -> `baselines` ->
+`gate` -> `promoted` or `champion_kept` -> `summary`.
+
+* Triggered from the form (**Trigger**; the fields below), or by the `mtlrec_validated_data`
+  asset when `landing_validation` has filed new batches (then with the form's defaults).
+* The form starts from the workspace's `params.yaml`, what `dvc repro` would use now. Its
+  model fields are written back there as `dvc exp run --set-param` would, so the DVC stages
+  see them as params and the workspace keeps the last run's values, like a workspace DVC
+  experiment; `summary` saves the run as the DVC experiment named after the run id
+  (`dvc exp show`), and a promoted model version records the run id.
+* `gate` is the `promote` DVC stage: champion re-scored on the same test set, and the
+  challenger registered and made production in the same step only if the gate passes.
+* One run at a time; every DVC command takes the workspace lock. Every task is safe to rerun,
+  so a crashed worker's task is retried; Feast steps retry with backoff.
+
+This file says when and in what order; each task calls one function of `mtlrec.pipeline`,
+the same code the `dvc repro` stages run.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import timedelta
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import dag, task
+import yaml
+from airflow.sdk import Asset, Param, chain, dag, task
 
 # The project checkout the tasks work in: this file's repo unless the deployment says otherwise.
 PROJECT = Path(os.environ.get("MTLREC_PROJECT_DIR", Path(__file__).resolve().parents[1]))
-TRANSIENT = {"retries": 2, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True}
+# The DVC stages after the native tasks, in the data's order, one task each; then `gate` runs
+# the `promote` stage. tests/test_dags.py checks that together they cover dvc.yaml.
+DVC_STAGES = ("build_dataset", "train", "evaluate", "baselines")
+# Written by the `landing_validation` DAG whenever new batches pass validation.
+VALIDATED_DATA = Asset.ref(name="mtlrec_validated_data")
+# Every task is idempotent, so one retry covers a worker lost mid-task; Feast's stores (Redis,
+# PostgreSQL in production) get more, with exponential backoff.
+DEFAULTS = {"retries": 1, "retry_delay": timedelta(seconds=20)}
+TRANSIENT = {
+    "retries": 3,
+    "retry_delay": timedelta(seconds=15),
+    "retry_exponential_backoff": 2.0,  # 15 s, 30 s, 60 s
+    "max_retry_delay": timedelta(minutes=5),
+}
+# The form's defaults: the workspace's params as they are (read at parse time, a small file).
+CURRENT = yaml.safe_load((PROJECT / "params.yaml").read_text())
+PARAMS = {
+    "window_start": Param(
+        None,
+        type=["null", "string"],
+        format="date",
+        title="Window start",
+        description="First day of feature data loaded into the online store (empty: all).",
+        section="Date window",
+    ),
+    "window_end": Param(
+        None,
+        type=["null", "string"],
+        format="date",
+        title="Window end",
+        description="Last day loaded into the online store (empty: up to now).",
+        section="Date window",
+    ),
+    "bottom": Param(
+        CURRENT["model"]["bottom"],
+        type="string",
+        enum=["shared_bottom", "mmoe", "ple"],
+        title="Bottom",
+        description="Shared layers under the task towers (params.yaml: model.bottom).",
+        section="Model",
+    ),
+    "epochs": Param(
+        CURRENT["train"]["epochs"],
+        type="integer",
+        minimum=1,
+        title="Epochs",
+        description="train.epochs",
+        section="Model",
+    ),
+    "loss_weighting": Param(
+        CURRENT["train"]["loss_weighting"],
+        type="string",
+        enum=["static", "uncertainty"],
+        title="Loss weighting",
+        description="Static weights or learned uncertainty weighting (train.loss_weighting).",
+        section="Model",
+    ),
+    "force_promote": Param(
+        False,
+        type="boolean",
+        title="Force promote",
+        description="Promote even if the gate refuses (gate.force_promote). Off by default.",
+        section="Gate",
+    ),
+}
+log = logging.getLogger(__name__)
 
 
 @dag(
     dag_id="mtl_retraining",
-    schedule=None,
+    schedule=VALIDATED_DATA,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
+    dagrun_timeout=timedelta(hours=6),
+    default_args=DEFAULTS,
+    params=PARAMS,
     tags=["mtlrec", "training"],
     doc_md=__doc__,
 )
 def mtl_retraining() -> None:
     @task
-    def validate() -> str:
-        from mtlrec import pipeline
+    def set_params(params: dict | None = None) -> dict:
+        """The form's model fields into params.yaml, where the DVC stages read them."""
+        from airflow.sdk.exceptions import AirflowFailException
 
-        return pipeline.validate(PROJECT)
+        from mtlrec import pipeline
+        from mtlrec.config import ConfigError
+
+        try:
+            written = pipeline.set_params(PROJECT, params or {})
+        except ConfigError as error:  # a bad value does not get better on retry
+            raise AirflowFailException(str(error)) from None
+        log.info("params.yaml now has %s", written)
+        return written
+
+    @task
+    def validate() -> str:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from mtlrec import pipeline
+        from mtlrec.validation.gate import ValidationFailed
+
+        try:
+            with pipeline.dvc_lock(PROJECT):
+                result = pipeline.validate(PROJECT)
+        except ValidationFailed as error:  # quarantined data needs a person, not a retry
+            log.error("%s", error)
+            raise AirflowFailException(str(error)) from None
+        log.info("%s", result)
+        return result
 
     @task
     def featurize() -> str:
         from mtlrec import pipeline
 
-        return pipeline.featurize(PROJECT)
+        with pipeline.dvc_lock(PROJECT):
+            return pipeline.featurize(PROJECT)
 
     @task(**TRANSIENT)
     def feast_apply() -> dict:
         from mtlrec import pipeline
 
-        return pipeline.feast_apply(PROJECT)
+        with pipeline.dvc_lock(PROJECT):
+            return pipeline.feast_apply(PROJECT)
 
     @task(**TRANSIENT)
-    def materialize() -> str:
+    def materialize(params: dict | None = None) -> str:
         from mtlrec import pipeline
 
-        return pipeline.materialize(PROJECT)
+        params = params or {}
+        start, end = pipeline.materialize_window(
+            params.get("window_start"), params.get("window_end")
+        )
+        log.info("materializing %s .. %s", start.isoformat(), end.isoformat())
+        with pipeline.dvc_lock(PROJECT):
+            summary = pipeline.materialize(PROJECT, end=end, start=start)
+        log.info("%s", summary)
+        return summary
 
     @task
     def record_native_stages() -> str:
@@ -60,41 +180,62 @@ def mtl_retraining() -> None:
         return pipeline.record_native_stages(PROJECT)
 
     @task
-    def build_dataset() -> str:
+    def dvc_stage(stage: str) -> str:
+        """`dvc repro --single-item STAGE`: its upstream ran as the tasks before it."""
         from mtlrec import pipeline
 
-        return pipeline.run_stage(PROJECT, "build_dataset")
+        return pipeline.run_stage(PROJECT, stage)
+
+    @task.branch
+    def gate(run_id: str | None = None) -> str:
+        """The champion/challenger gate; follows `promoted` or `champion_kept`."""
+        from mtlrec import pipeline
+
+        result = pipeline.gate(PROJECT, str(run_id))
+        log.info("%s", result)
+        return "promoted" if result.promoted else "champion_kept"
 
     @task
-    def train() -> str:
+    def promoted(run_id: str | None = None) -> str:
+        """The gate passed: production now serves the version this run registered."""
         from mtlrec import pipeline
 
-        return pipeline.run_stage(PROJECT, "train")
+        champion = pipeline.production(PROJECT)
+        if champion is None or champion["run_id"] != run_id:
+            raise RuntimeError(f"the gate passed but production is {champion}, not run {run_id}")
+        log.info("production -> %s (made by run %s)", champion["version"], run_id)
+        return champion["version"]
 
     @task
-    def evaluate() -> str:
+    def champion_kept() -> str:
+        """The gate refused: production is unchanged (the reasons are in metrics/gate.json)."""
         from mtlrec import pipeline
 
-        return pipeline.run_stage(PROJECT, "evaluate")
+        champion = pipeline.production(PROJECT)
+        log.info("champion kept: %s", champion or "none (nothing in production yet)")
+        return champion["version"] if champion else "none"
 
-    @task
-    def promote() -> str:
-        """The champion/challenger gate: promote, or keep the champion."""
+    @task(trigger_rule="none_failed_min_one_success")
+    def summary(run_id: str | None = None) -> dict:
+        """Save the run as a DVC experiment (params, data hashes, metrics) and report it."""
+        import json
+
         from mtlrec import pipeline
 
-        return pipeline.run_stage(PROJECT, "promote")
+        stages = [*pipeline.NATIVE_STAGES, *DVC_STAGES, pipeline.GATE_STAGE]
+        name = pipeline.record_run(PROJECT, str(run_id), stages)
+        report = pipeline.summarize(PROJECT, str(run_id), name)
+        log.info("run summary:\n%s", json.dumps(report, indent=2, default=str))
+        log.info(
+            "saved as DVC experiment %r: `dvc exp show`; `dvc exp apply %s` restores it", name, name
+        )
+        return report
 
-    (
-        validate()
-        >> featurize()
-        >> feast_apply()
-        >> materialize()
-        >> record_native_stages()
-        >> build_dataset()
-        >> train()
-        >> evaluate()
-        >> promote()
-    )
+    native = [set_params(), validate(), featurize(), feast_apply(), materialize()]
+    stages = [dvc_stage.override(task_id=stage)(stage) for stage in DVC_STAGES]
+    outcomes = [promoted(), champion_kept()]
+    chain(*native, record_native_stages(), *stages, gate(), outcomes)
+    outcomes >> summary()
 
 
 mtl_retraining()

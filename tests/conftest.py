@@ -15,7 +15,16 @@ from mtlrec.config import Params, load_params, parse_params
 
 REPO = Path(__file__).resolve().parents[1]
 # What a copy of the project needs to run its pipeline (src is copied because dvc.yaml hashes it).
-PROJECT_FILES = ("dvc.yaml", "params.yaml", ".dvcignore", "feature_repo", "gx", "src", "dags")
+PROJECT_FILES = (
+    "dvc.yaml",
+    "params.yaml",
+    ".dvcignore",
+    "feature_repo",
+    "gx",
+    "src",
+    "dags",
+    "sources",
+)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

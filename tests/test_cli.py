@@ -14,8 +14,18 @@ def test_help_lists_every_stage(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--help"])
     assert done.value.code == 0
     shown = capsys.readouterr().out
-    for stage in ("simulate", "validate", "featurize", "feast-apply", "materialize",
-                  "build-dataset", "train", "evaluate", "promote", "rollback"):
+    for stage in (
+        "simulate",
+        "validate",
+        "featurize",
+        "feast-apply",
+        "materialize",
+        "build-dataset",
+        "train",
+        "evaluate",
+        "promote",
+        "rollback",
+    ):
         assert stage in shown
 
 
@@ -32,7 +42,8 @@ def test_bad_params_exit_1_with_the_key_named(tmp_path: Path) -> None:
     params.write_text("simulate:\n  sizes: {}\n  seeed: 3\n")
     done = subprocess.run(
         [sys.executable, "-m", "mtlrec.cli", "--params", str(params), "simulate"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 1
     assert "simulate.seeed: Extra inputs are not permitted" in done.stderr

@@ -1,14 +1,15 @@
-"""Item feature views: catalogue profile and rolling popularity."""
+"""Item feature views: catalogue profile, rolling popularity and the title embedding."""
 
-from data_sources import item_popularity_source, item_profile_source
+from data_sources import item_popularity_source, item_profile_source, item_text_source
 from entities import item
 from feast import FeatureView, Field
-from feast.types import Float32, Float64, Int64, String
+from feast.types import Array, Float32, Float64, Int64, String
 from ttls import DAILY_SNAPSHOT_TTL, PROFILE_TTL
 
 CATEGORICAL = {"kind": "categorical"}
 NUMERIC = {"kind": "numeric"}
 TEXT = {"kind": "text"}
+ARRAY = {"kind": "array"}
 
 item_profile = FeatureView(
     name="item_profile",
@@ -44,5 +45,24 @@ item_popularity = FeatureView(
     source=item_popularity_source,
     online=True,
     description="Daily popularity snapshot; the snapshot for day D uses events before D.",
+    tags={"owner": "recsys-data", "domain": "item"},
+)
+
+item_text = FeatureView(
+    name="item_text",
+    entities=[item],
+    ttl=PROFILE_TTL,
+    schema=[
+        Field(
+            name="title_embedding",
+            dtype=Array(Float32),
+            tags=ARRAY,
+            description="Unit-norm sentence embedding of the title (features.title_encoder: "
+            "384 floats for all-MiniLM-L6-v2)",
+        ),
+    ],
+    source=item_text_source,
+    online=True,
+    description="The title encoded once, offline, so serving needs no text encoder.",
     tags={"owner": "recsys-data", "domain": "item"},
 )

@@ -24,17 +24,36 @@ def _simulate(args: argparse.Namespace, params: Params) -> object:
     return simulate.run(params.simulate, args.out, args.truth)
 
 
+def _land(args: argparse.Namespace, params: Params) -> object:
+    from mtlrec.data import land
+
+    return land.run(params.source, params.simulate, args.out, args.truth)
+
+
+def _ingest(args: argparse.Namespace, params: Params) -> object:
+    from mtlrec.data import ingest
+
+    return ingest.run(args.file, args.format, args.out)
+
+
 def _validate(args: argparse.Namespace, params: Params) -> object:
     from mtlrec.validation import gate
 
-    report = gate.run(params.validate_, args.landing, args.out, args.quarantine, args.project)
-    return f"validated {len(report.outcomes)} batches; data docs: {report.data_docs}"
+    report = gate.run(
+        params.validate_,
+        args.landing,
+        args.out,
+        args.quarantine,
+        args.project,
+        ledger=args.ledger,
+    )
+    return report.summary()
 
 
 def _featurize(args: argparse.Namespace, params: Params) -> object:
     from mtlrec.features import featurize
 
-    return featurize.run(params.features, args.validated, args.out)
+    return featurize.run(params.features, args.validated, args.out, args.cache)
 
 
 def _feast_apply(args: argparse.Namespace, params: Params) -> object:
@@ -63,16 +82,43 @@ def _build_dataset(args: argparse.Namespace, params: Params) -> object:
 
 
 def _train(args: argparse.Namespace, params: Params) -> object:
-    from mtlrec.training import train
+    from mtlrec.features.dataset import trainable
+    from mtlrec.training import distributed, train
 
-    return train.run(params.model, params.train, args.data, args.out, args.cache)
+    if args.nproc > 1 and not distributed.is_worker():  # re-run this command under torchrun
+        argv = ["--params", str(args.params), "train", "--data", str(args.data)]
+        argv += ["--out", str(args.out), "--cache", str(args.cache)]
+        status = distributed.launch(args.nproc, argv)
+        if status:
+            raise SystemExit(status)
+        return None  # rank 0 printed the result
+    model = trainable(params.model, args.data)
+    result = train.run(model, params.train, args.data, args.out, args.cache)
+    return result if distributed.rank() == 0 else None
 
 
 def _evaluate(args: argparse.Namespace, params: Params) -> object:
     from mtlrec.evaluation import evaluate
 
-    report = evaluate.run(params.evaluate, args.model, args.data, args.truth, args.cache, args.out)
+    report = evaluate.run(
+        params.evaluate, args.model, args.data, args.truth, args.cache, args.out, args.plots
+    )
     return _metrics_table(report)
+
+
+def _baselines(args: argparse.Namespace, params: Params) -> object:
+    from mtlrec.evaluation import baselines
+
+    paths = baselines.BaselinePaths(
+        data=args.data,
+        truth=args.truth,
+        cache=args.cache,
+        models=args.models,
+        challenger_metrics=args.metrics,
+        out=args.out,
+        comparison=args.comparison,
+    )
+    return baselines.run(params.model, params.train, params.evaluate, params.baselines, paths)
 
 
 def _promote(args: argparse.Namespace, params: Params) -> object:
@@ -129,6 +175,23 @@ def _stages() -> dict[str, tuple[str, Handler, list[tuple[str, dict]]]]:
                 ("--truth", {**path, "default": L.ground_truth}),
             ],
         ),
+        "land": (
+            "Fill the landing zone from params' source: the simulator or an ingested file.",
+            _land,
+            [
+                ("--out", {**path, "default": L.landing}),
+                ("--truth", {**path, "default": L.ground_truth}),
+            ],
+        ),
+        "ingest": (
+            "Map a public dataset file into the raw contract (landing batches).",
+            _ingest,
+            [
+                ("file", {**path, "help": "the source file"}),
+                ("--format", {"choices": ["homedepot"], "required": True}),
+                ("--out", {**path, "default": L.landing}),
+            ],
+        ),
         "validate": (
             "Validate landing batches with GX; quarantine failures.",
             _validate,
@@ -137,6 +200,10 @@ def _stages() -> dict[str, tuple[str, Handler, list[tuple[str, dict]]]]:
                 ("--out", {**path, "default": L.validated}),
                 ("--quarantine", {**path, "default": L.quarantine}),
                 ("--project", {**path, "default": Path("."), "help": "folder holding gx/"}),
+                (
+                    "--ledger",
+                    {**path, "default": None, "help": "ingest ledger (default: beside quarantine)"},
+                ),
             ],
         ),
         "featurize": (
@@ -145,6 +212,7 @@ def _stages() -> dict[str, tuple[str, Handler, list[tuple[str, dict]]]]:
             [
                 ("--validated", {**path, "default": L.validated}),
                 ("--out", {**path, "default": L.features}),
+                ("--cache", {**path, "default": L.text_cache, "help": "text embedding cache"}),
             ],
         ),
         "feast-apply": (
@@ -195,10 +263,18 @@ def _stages() -> dict[str, tuple[str, Handler, list[tuple[str, dict]]]]:
                 ("--data", {**path, "default": L.training}),
                 ("--out", {**path, "default": L.challenger}),
                 ("--cache", {**path, "default": L.text_cache}),
+                (
+                    "--nproc",
+                    {
+                        "type": int,
+                        "default": 1,
+                        "help": "data-parallel processes (torchrun, gloo on CPU)",
+                    },
+                ),
             ],
         ),
         "evaluate": (
-            "Metrics per task beside their oracle values.",
+            "Metrics per task beside their oracle values; curves for dvc plots.",
             _evaluate,
             [
                 ("--model", {**path, "default": L.challenger}),
@@ -206,22 +282,44 @@ def _stages() -> dict[str, tuple[str, Handler, list[tuple[str, dict]]]]:
                 ("--truth", {**path, "default": L.ground_truth}),
                 ("--cache", {**path, "default": L.text_cache}),
                 ("--out", {**path, "default": L.challenger_metrics}),
+                ("--plots", {**path, "default": None, "help": "write plot data here"}),
             ],
         ),
-        "promote": ("Gate the challenger against the champion; register it.", _promote, [
-            ("--model", {**path, "default": L.challenger}),
-            ("--metrics", {**path, "default": L.challenger_metrics}),
-            ("--data", {**path, "default": L.training}),
-            ("--truth", {**path, "default": L.ground_truth}),
-            ("--cache", {**path, "default": L.text_cache}),
-            ("--registry", {**path, "default": L.registry}),
-            ("--lock", {**path, "default": L.dvc_lock}),
-            ("--out", {**path, "default": L.gate_report}),
-        ]),
-        "rollback": ("Point production back at the previous (or a given) version.", _rollback, [
-            ("--registry", {**path, "default": L.registry}),
-            ("--to", {"default": None, "help": "version to restore, e.g. v2"}),
-        ]),
+        "baselines": (
+            "Single-task baselines on the same data; multi vs single vs oracle.",
+            _baselines,
+            [
+                ("--data", {**path, "default": L.training}),
+                ("--truth", {**path, "default": L.ground_truth}),
+                ("--cache", {**path, "default": L.text_cache}),
+                ("--models", {**path, "default": L.baseline_models}),
+                ("--metrics", {**path, "default": L.challenger_metrics, "help": "multi-task"}),
+                ("--out", {**path, "default": L.baselines_metrics}),
+                ("--comparison", {**path, "default": L.comparison_metrics}),
+            ],
+        ),
+        "promote": (
+            "Gate the challenger against the champion; register it.",
+            _promote,
+            [
+                ("--model", {**path, "default": L.challenger}),
+                ("--metrics", {**path, "default": L.challenger_metrics}),
+                ("--data", {**path, "default": L.training}),
+                ("--truth", {**path, "default": L.ground_truth}),
+                ("--cache", {**path, "default": L.text_cache}),
+                ("--registry", {**path, "default": L.registry}),
+                ("--lock", {**path, "default": L.dvc_lock}),
+                ("--out", {**path, "default": L.gate_report}),
+            ],
+        ),
+        "rollback": (
+            "Point production back at the previous (or a given) version.",
+            _rollback,
+            [
+                ("--registry", {**path, "default": L.registry}),
+                ("--to", {"default": None, "help": "version to restore, e.g. v2"}),
+            ],
+        ),
     }
 
 

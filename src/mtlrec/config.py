@@ -37,6 +37,14 @@ class SimulationSize(_Section):
     judgments_per_query: int = Field(gt=0)
 
 
+class SourceConfig(_Section):
+    """Where the raw batches come from: the simulator, or a public dataset file to ingest."""
+
+    kind: Literal["simulate", "homedepot"] = "simulate"
+    # The file an ingested source reads (Kaggle's Home Depot train.csv for `homedepot`).
+    path: str = "sources/homedepot/train.csv"
+
+
 class SimulateConfig(_Section):
     seed: int = 7
     start_date: date = date(2026, 1, 1)
@@ -59,11 +67,40 @@ class ValidateConfig(_Section):
     # "fail": a row-level violation rejects the whole batch; "split": bad rows are quarantined
     # with their reason and the good rows go on.
     row_policy: Literal["fail", "split"] = "fail"
+    # With "split", a batch with a larger share of bad rows still fails whole: a broken source.
+    split_max_share: float = Field(default=0.1, ge=0.0, le=1.0)
+    # Volume: a batch's rows within [min, max] x the median of the table's earlier batches.
+    volume_min_ratio: float = Field(default=0.5, ge=0.0)
+    volume_max_ratio: float = Field(default=2.0, gt=0.0)
+    # Drift against the earlier batches of the same table: CTR (mean click) within this
+    # relative tolerance; each price quantile within a factor (1 + tolerance); category mix
+    # within this KL divergence. On top, `noise_sigmas` standard errors of sampling noise, so
+    # a small batch does not fail by chance.
+    ctr_tolerance: float = Field(default=0.25, ge=0.0)
+    price_quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
+    price_tolerance: float = Field(default=0.5, ge=0.0)
+    category_max_kl: float = Field(default=0.1, ge=0.0)
+    noise_sigmas: float = Field(default=4.0, ge=0.0)
+    # Validation results kept per batch and suite; older ones leave the Data Docs.
+    keep_results: int = Field(default=5, ge=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ValidateConfig:
+        if self.volume_min_ratio > self.volume_max_ratio:
+            raise ValueError("volume_min_ratio must not exceed volume_max_ratio")
+        if not self.price_quantiles or not all(0.0 < q < 1.0 for q in self.price_quantiles):
+            raise ValueError(f"price_quantiles must lie in (0, 1), got {self.price_quantiles}")
+        return self
 
 
 class FeaturesConfig(_Section):
-    feature_service: str = "mtl_v1"
+    # The Feast feature service (one per model version, feature_repo/feature_services.py) whose
+    # features the training set holds.
+    feature_service: str = "mtl_v2"
     windows_days: tuple[int, ...] = (1, 7, 30)
+    # Encoder of the item_text view's title embedding (the model's text encoders; "tiny" for
+    # tests). Its embeddings land in the same on-disk cache that training reads.
+    title_encoder: Literal["minilm", "tiny"] = "minilm"
 
 
 class DatasetConfig(_Section):
@@ -83,6 +120,9 @@ class TextConfig(_Section):
     batch_size: int = Field(default=128, gt=0)
     # 0 keeps the encoder frozen with cached embeddings; N > 0 fine-tunes its top N layers.
     finetune_layers: int = Field(default=0, ge=0)
+    # Word-level query-text match features (K-NRM kernel pooling over the encoder's word
+    # embeddings) beside the sentence embeddings.
+    word_match: bool = False
 
 
 class ModelConfig(_Section):
@@ -97,14 +137,28 @@ class ModelConfig(_Section):
     expert_dims: tuple[int, ...] = (64,)
     tower_dims: tuple[int, ...] = (32,)
     dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+    # Pairwise inner products of the id/categorical field embeddings as extra bottom inputs
+    # (IPNN, Qu et al. 2016): user x category taste in one multiplication, not learned by an MLP.
+    field_interactions: bool = False
+    # Id/categorical fields that bypass the bottom and only add a learned bias to the ctr logit
+    # (a shallow position-bias tower, Zhao et al. RecSys 2019), e.g. [position]: the towers then
+    # learn position-free click and purchase propensities.
+    bias_features: tuple[str, ...] = ()
     text: TextConfig = TextConfig()
 
     @model_validator(mode="after")
-    def _cvr_needs_ctr(self) -> ModelConfig:
-        if "cvr" in self.tasks and "ctr" not in self.tasks:
-            raise ValueError("task 'cvr' is trained ESMM-style as ctr * cvr and needs task 'ctr'")
+    def _valid_tasks(self) -> ModelConfig:
+        # `tasks: [cvr]` is the classic single-task CVR model, trained on clicked rows only (the
+        # sample-selection-biased baseline that ESMM improves on); with `ctr` it is ESMM.
         if len(set(self.tasks)) != len(self.tasks) or not self.tasks:
             raise ValueError(f"tasks must be non-empty and distinct, got {list(self.tasks)}")
+        if "cvr" in self.tasks and "ctr" not in self.tasks and self.tasks != ("cvr",):
+            raise ValueError(
+                "task 'cvr' is trained ESMM-style as ctr * cvr and needs task 'ctr' "
+                "(alone, tasks: [cvr] is the single-task CVR model on clicked rows)"
+            )
+        if len(set(self.bias_features)) != len(self.bias_features):
+            raise ValueError(f"bias_features must be distinct, got {list(self.bias_features)}")
         return self
 
 
@@ -114,10 +168,17 @@ class TrainConfig(_Section):
     batch_size: int = Field(default=512, gt=0)
     lr: float = Field(default=2e-3, gt=0.0)
     weight_decay: float = Field(default=1e-4, ge=0.0)
+    # "cosine": the learning rate decays from `lr` to 0 over all steps of `epochs`.
+    lr_schedule: Literal["constant", "cosine"] = "constant"
     patience: int = Field(default=2, ge=1)
+    # How the best epoch is chosen on the validation split: "normalized" sums each weighted term
+    # divided by the loss of predicting its training prior (normalized entropy), so every task
+    # counts by its relative gain; "loss" sums the raw weighted terms (relevance's MSE dominates).
+    selection: Literal["normalized", "loss"] = "loss"
     loss_weighting: Literal["static", "uncertainty"] = "static"
-    # Static weights of the loss terms: "ctr", "ctcvr" (the ESMM term of cvr), "relevance".
-    loss_weights: dict[Literal["ctr", "ctcvr", "relevance"], float] = {
+    # Static weights of the loss terms: "ctr", "ctcvr" (the ESMM term of cvr), "relevance", and
+    # "cvr": with ESMM, a positive weight adds the direct CVR loss on the clicked rows.
+    loss_weights: dict[Literal["ctr", "ctcvr", "cvr", "relevance"], float] = {
         "ctr": 1.0,
         "ctcvr": 1.0,
         "relevance": 1.0,
@@ -128,10 +189,24 @@ class EvaluateConfig(_Section):
     ndcg_k: int = Field(default=10, gt=0)
 
 
+class BaselinesConfig(_Section):
+    """Single-task baselines: the model's architecture and training params, one task each."""
+
+    tasks: tuple[TaskName, ...] = ("ctr", "cvr", "relevance")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> BaselinesConfig:
+        if len(set(self.tasks)) != len(self.tasks) or not self.tasks:
+            raise ValueError(f"tasks must be non-empty and distinct, got {list(self.tasks)}")
+        return self
+
+
 class GateConfig(_Section):
     """Champion/challenger gate. Metrics are named `<task>.<metric>` as in metrics JSON."""
 
-    primary_metric: str = "ctcvr.auc"
+    # The first of these that the challenger reports decides (a relevance-only source has no
+    # ctcvr).
+    primary_metric: tuple[str, ...] = ("ctcvr.auc", "relevance.ndcg@10")
     # The challenger must beat the champion's primary metric by more than this.
     min_improvement: float = Field(default=0.0, ge=0.0)
     # ...and no watched metric may fall more than this below the champion's.
@@ -141,6 +216,7 @@ class GateConfig(_Section):
 
 
 class Params(_Section):
+    source: SourceConfig = SourceConfig()
     simulate: SimulateConfig
     validate_: ValidateConfig = Field(default=ValidateConfig(), alias="validate")
     features: FeaturesConfig = FeaturesConfig()
@@ -148,6 +224,7 @@ class Params(_Section):
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    baselines: BaselinesConfig = BaselinesConfig()
     gate: GateConfig = GateConfig()
 
 

@@ -67,6 +67,22 @@ class Layout:
         return self.root / "metrics" / "challenger.json"
 
     @property
+    def baseline_models(self) -> Path:
+        return self.root / "models" / "baselines"
+
+    @property
+    def baselines_metrics(self) -> Path:
+        return self.root / "metrics" / "baselines.json"
+
+    @property
+    def comparison_metrics(self) -> Path:
+        return self.root / "metrics" / "comparison.json"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+    @property
     def registry(self) -> Path:
         return self.root / "models" / "registry"
 
@@ -77,6 +93,10 @@ class Layout:
     @property
     def dvc_lock(self) -> Path:
         return self.root / "dvc.lock"
+
+    @property
+    def dvc_yaml(self) -> Path:
+        return self.root / "dvc.yaml"
 
 
 DEFAULT = Layout(Path("."))

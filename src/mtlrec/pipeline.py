@@ -2,21 +2,28 @@
 
 Each function takes the project root, loads params.yaml and calls the very `run` that the
 matching `mtlrec <stage>` (and so the dvc stage) calls, with the paths of `Layout`. Training
-and evaluation run as DVC stages so each DAG run is recorded in dvc.lock.
+and evaluation run as DVC stages so each DAG run is recorded in dvc.lock, and the finished
+run is saved as a DVC experiment named after the DAG run (`record_run`).
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
+import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from mtlrec.config import load_params
+import yaml
+
+from mtlrec.config import ConfigError, load_params
 from mtlrec.layout import Layout
 
 # Stages the DAG runs natively before handing over to DVC; committed to dvc.lock afterwards.
@@ -34,14 +41,15 @@ def validate(root: Path) -> str:
         layout.quarantine,
         root,
     )
-    return f"validated {len(report.outcomes)} batches; data docs: {report.data_docs}"
+    return f"validated {len(report.outcomes)} batches; validation report: {report.data_docs}"
 
 
 def featurize(root: Path) -> str:
     from mtlrec.features import featurize as stage
 
     layout = Layout(root)
-    return str(stage.run(load_params(layout.params).features, layout.validated, layout.features))
+    config = load_params(layout.params).features
+    return str(stage.run(config, layout.validated, layout.features, layout.text_cache))
 
 
 def feast_apply(root: Path) -> dict[str, list[str]]:
@@ -51,18 +59,24 @@ def feast_apply(root: Path) -> dict[str, list[str]]:
     return store.apply(layout.feature_repo, layout.feast_apply_summary)
 
 
-def materialize(root: Path, end: datetime | None = None) -> str:
-    """Full load from the epoch up to `end`: upserts, so a rerun changes nothing."""
+FULL_LOAD_START = datetime(2000, 1, 1, tzinfo=UTC)  # before any event: a full load
+
+
+def materialize(
+    root: Path, end: datetime | None = None, start: datetime | None = FULL_LOAD_START
+) -> str:
+    """Load [start, end] (default: everything up to now) into the online store; start=None is
+    incremental from each view's last materialized end. Upserts: a rerun changes nothing."""
     from mtlrec.features import store
 
     layout = Layout(root)
     summary = store.materialize(
         layout.feature_repo,
         end=end or datetime.now(UTC),
-        start=datetime(2000, 1, 1, tzinfo=UTC),
+        start=start,
         summary_file=layout.materialize_summary,
     )
-    return f"materialized {', '.join(summary.views)} up to {summary.end}"
+    return str(summary)
 
 
 @contextmanager
@@ -78,10 +92,11 @@ def dvc_lock(root: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def dvc(root: Path, *args: str) -> str:
+def dvc(root: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
     """Run `dvc ARGS` in the project under the workspace lock; fail with DVC's own output."""
     executable = Path(sys.executable).with_name("dvc")
-    env = {**os.environ, "PATH": f"{executable.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    path = f"{executable.parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, **(env or {}), "PATH": path}
     with dvc_lock(root):
         done = subprocess.run(
             [str(executable), *args], cwd=root, capture_output=True, text=True, env=env
@@ -97,6 +112,245 @@ def record_native_stages(root: Path) -> str:
     return dvc(root, "commit", "--force", *NATIVE_STAGES)
 
 
-def run_stage(root: Path, stage: str) -> str:
+def run_stage(
+    root: Path, stage: str, force: bool = False, env: Mapping[str, str] | None = None
+) -> str:
     """Reproduce one dvc stage only (its upstream ran as earlier DAG tasks)."""
-    return dvc(root, "repro", "--single-item", stage)
+    return dvc(root, "repro", "--single-item", *(["--force"] if force else []), stage, env=env)
+
+
+# --- One DAG run = one DVC experiment -------------------------------------------------------
+
+# The DAG form's fields and the params.yaml keys they set.
+RUN_PARAMS = {
+    "bottom": "model.bottom",
+    "epochs": "train.epochs",
+    "loss_weighting": "train.loss_weighting",
+    "force_promote": "gate.force_promote",
+}
+# Read by `mtlrec promote` (evaluation/promote.py) into the model version's metadata; spelled
+# out here so the DAG's tasks need not import torch to name it (a test keeps the two equal).
+RUN_ID_ENV = "MTLREC_RUN_ID"
+
+
+def set_params(root: Path, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Write the run's form values into params.yaml, where the DVC stages read them (what
+    `dvc exp run --set-param` does, through DVC's own YAML editor: comments and layout stay).
+    The result must be valid params; otherwise params.yaml is left as it was and ConfigError
+    names the bad key."""
+    from dvc.utils.serialize import modify_yaml
+
+    layout = Layout(root)
+    overrides = {RUN_PARAMS[name]: value for name, value in values.items() if name in RUN_PARAMS}
+    with dvc_lock(root):
+        before = layout.params.read_text()
+        current = yaml.safe_load(before)
+        if all(_dig_raw(current, key) == value for key, value in overrides.items()):
+            return overrides  # already so: leave the file (and its formatting) untouched
+        try:
+            with modify_yaml(layout.params) as data:
+                for dotted, value in overrides.items():
+                    *parents, leaf = dotted.split(".")
+                    section = data
+                    for part in parents:
+                        section = section[part]
+                    section[leaf] = value
+            load_params(layout.params)
+        except (ConfigError, KeyError, TypeError) as error:
+            layout.params.write_text(before)
+            raise ConfigError(f"run params {dict(values)} rejected: {error}") from None
+    return overrides
+
+
+def experiment_name(run_id: str) -> str:
+    """A DVC experiment (git ref) name for an Airflow run id: `manual__2026-01-02T03:04:05+00:00`
+    becomes `manual__2026-01-02T03-04-05-00-00`."""
+    name = re.sub(r"[^A-Za-z0-9_-]+", "-", run_id).strip("-")
+    if not name:
+        raise ValueError(f"run id {run_id!r} gives no experiment name")
+    return name
+
+
+@dataclass(frozen=True)
+class GateResult:
+    promoted: bool
+    version: str | None
+    reasons: list[str]
+
+    def __str__(self) -> str:
+        verdict = f"promoted {self.version}" if self.promoted else "kept the champion"
+        return f"gate: {verdict} ({'; '.join(self.reasons)})"
+
+
+GATE_STAGE = "promote"  # the dvc stage that gates, registers and moves the production alias
+
+
+def gate(root: Path, run_id: str) -> GateResult:
+    """Run the champion/challenger gate (the `promote` dvc stage): it registers the challenger
+    and moves the production alias only if the gate passes. Forced, so every run gets its own
+    decision even when the challenger did not change. Registers at most once per run: a retry
+    after a crash finds the version this run already registered."""
+    layout = Layout(root)
+    already = version_of_run(layout.registry, run_id)
+    if already is not None:
+        return GateResult(True, already, [f"{already} was already registered by run {run_id}"])
+    run_stage(root, GATE_STAGE, force=True, env={RUN_ID_ENV: run_id})
+    report = json.loads(layout.gate_report.read_text())
+    return GateResult(bool(report["promoted"]), report["version"], list(report["reasons"]))
+
+
+def version_of_run(registry: Path, run_id: str) -> str | None:
+    """The model version registered by `run_id`, if any."""
+    for metadata in sorted(registry.glob("v*/metadata.json")):
+        if json.loads(metadata.read_text()).get("run_id") == run_id:
+            return metadata.parent.name
+    return None
+
+
+def production(root: Path) -> dict[str, Any] | None:
+    """The production version and the run that made it (None: no champion yet)."""
+    registry = Layout(root).registry
+    alias_file = registry / "production.json"
+    if not alias_file.is_file():
+        return None
+    version = json.loads(alias_file.read_text())["version"]
+    metadata = json.loads((registry / version / "metadata.json").read_text())
+    return {"version": version, "run_id": metadata.get("run_id")}
+
+
+def summarize(root: Path, run_id: str, experiment: str) -> dict[str, Any]:
+    """What a run did: its experiment, params, gate decision, production, challenger metrics."""
+    layout = Layout(root)
+    report = json.loads(layout.gate_report.read_text())
+    params = load_params(layout.params)
+    return {
+        "run_id": run_id,
+        "experiment": experiment,
+        "params": {name: _dig(params, key) for name, key in RUN_PARAMS.items()},
+        "promoted": report["promoted"],
+        "version": report["version"],
+        "reasons": report["reasons"],
+        "production": production(root),
+        "metrics": {
+            task: {name: value for name, value in values.items() if not name.startswith("oracle_")}
+            for task, values in report["challenger"].items()
+        },
+    }
+
+
+def _dig_raw(raw: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        raw = raw.get(part) if isinstance(raw, dict) else None
+    return raw
+
+
+def _dig(params: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        params = getattr(params, part)
+    return params
+
+
+def record_run(root: Path, run_id: str, stages: Iterable[str]) -> str:
+    """Save the workspace as the DVC experiment of this run: params, dvc.lock (every data and
+    model hash) and the metrics, so `dvc exp show` lists the run by name and `dvc exp apply`
+    restores it. Only `stages`, the ones the run ran, are committed to dvc.lock; `--force`
+    makes a retried task replace, not duplicate, the experiment."""
+    _require_git_commit(root)
+    name = experiment_name(run_id)
+    include = [path for path in uncached_outputs(root) if (root / path).exists()]
+    flags = [arg for path in include for arg in ("--include-untracked", path)]
+    message = f"Airflow run {run_id}"
+    dvc(root, "exp", "save", "--force", "--name", name, "-m", message, *flags, *stages)
+    return name
+
+
+def uncached_outputs(root: Path) -> list[str]:
+    """Outputs, metrics and plots that dvc.yaml keeps in git (`cache: false`), e.g.
+    metrics/*.json: a saved experiment holds them only when named explicitly."""
+    stages = yaml.safe_load(Layout(root).dvc_yaml.read_text()).get("stages", {})
+    found = []
+    for stage in stages.values():
+        for entry in [*stage.get("outs", []), *stage.get("metrics", []), *stage.get("plots", [])]:
+            if isinstance(entry, dict):
+                found += [path for path, opts in entry.items() if opts.get("cache") is False]
+    return found
+
+
+def _require_git_commit(root: Path) -> None:
+    done = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", "HEAD"], cwd=root, capture_output=True
+    )
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"{root} has no git commit: a DVC experiment is saved relative to one. "
+            "Commit the project (git commit) before running the DAG."
+        )
+
+
+def experiment(root: Path, name: str) -> dict[str, Any] | None:
+    """The experiment `name` as `dvc exp show --json` lists it (params, metrics, deps)."""
+    shown = json.loads(dvc(root, "exp", "show", "--json", "--no-pager"))
+    for baseline in shown:
+        for exp in baseline.get("experiments") or []:
+            for rev in exp["revs"]:
+                if rev.get("name") == name:
+                    return rev["data"]
+    return None
+
+
+# --- Windows of time --------------------------------------------------------------------------
+
+
+def materialize_window(
+    start_day: str | date | None, end_day: str | date | None, now: datetime | None = None
+) -> tuple[datetime, datetime]:
+    """The retraining form's date window as datetimes: [start_day 00:00, end_day 24:00) in UTC,
+    a full load when start_day is empty, up to now when end_day is empty or still running."""
+    now = now or datetime.now(UTC)
+    start = _midnight(start_day) if start_day else FULL_LOAD_START
+    end = min(_midnight(end_day) + timedelta(days=1), now) if end_day else now
+    if start >= end:
+        raise ValueError(f"empty date window: start {start.isoformat()} >= end {end.isoformat()}")
+    return start, end
+
+
+def incremental_window(
+    interval_start: datetime,
+    interval_end: datetime,
+    overlap: timedelta,
+    now: datetime | None = None,
+) -> tuple[datetime, datetime]:
+    """A scheduled materialization's window: its data interval, reaching `overlap` back into the
+    previous one for events that landed late (upserts make the overlap harmless), never past now
+    (Feast would remember a future end and skip data later)."""
+    now = now or datetime.now(UTC)
+    return interval_start - overlap, min(interval_end, now)
+
+
+def _midnight(day: str | date) -> datetime:
+    day = date.fromisoformat(day) if isinstance(day, str) else day
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+# --- New data ---------------------------------------------------------------------------------
+
+
+def pending_batches(root: Path) -> list[str]:
+    """Landing batches not yet filed by validation: no identical validated copy (the gate copies
+    with copy2, keeping mtime and size) and no quarantine verdict newer than the file."""
+    layout = Layout(root)
+    pending = []
+    for batch in sorted(layout.landing.glob("*/*.parquet")):
+        table, stat = batch.parent.name, batch.stat()
+        accepted = layout.validated / table / batch.name
+        if accepted.is_file() and _same_file(accepted.stat(), stat):
+            continue
+        verdict = layout.quarantine / table / batch.stem / "result.json"
+        if verdict.is_file() and verdict.stat().st_mtime >= stat.st_mtime:
+            continue
+        pending.append(f"{table}/{batch.name}")
+    return pending
+
+
+def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    return a.st_size == b.st_size and int(a.st_mtime) == int(b.st_mtime)

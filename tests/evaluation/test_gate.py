@@ -31,3 +31,12 @@ def test_regression_on_another_task_blocks_promotion() -> None:
 def test_force_promote_overrides_and_says_so() -> None:
     decision = decide(GateConfig(force_promote=True), _metrics(0.6), _metrics(0.7))
     assert decision.promote and decision.reasons[-1] == "force_promote is set"
+
+
+def test_primary_metric_falls_back_to_the_first_one_reported() -> None:
+    relevance_only = {"relevance": {"ndcg@10": 0.9}}
+    decision = decide(GateConfig(), relevance_only, {"relevance": {"ndcg@10": 0.8}})
+    assert decision.promote
+    assert decision.reasons[0].startswith("relevance.ndcg@10: challenger 0.9000 beats")
+    refused = decide(GateConfig(), {"other": {"x": 1.0}}, relevance_only)
+    assert not refused.promote and "reports none of" in refused.reasons[0]

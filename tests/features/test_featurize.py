@@ -1,10 +1,16 @@
-"""Rolling features: the snapshot for day D counts only events strictly before D."""
+"""Offline features: the snapshot for day D counts only events strictly before D; titles are
+encoded once into the item_text table and the text cache."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
 
+from mtlrec.config import TextConfig
 from mtlrec.features.featurize import rolling_activity, snapshot_days
+from mtlrec.model.text import MINILM_DIM, TextEmbeddingCache, encoder_id
 
 
 def _impressions(rows: list[tuple[str, int, int, int]]) -> pd.DataFrame:
@@ -51,3 +57,23 @@ def pytest_approx(value: float):
     import pytest
 
     return pytest.approx(value, rel=1e-6)
+
+
+def test_item_text_holds_one_unit_norm_title_embedding_per_item(feature_project: Path) -> None:
+    features = feature_project / "data" / "features"
+    text = pd.read_parquet(features / "item_text.parquet")
+    profile = pd.read_parquet(features / "item_profile.parquet")
+    assert text["item_id"].tolist() == profile["item_id"].tolist()
+    assert (text["event_timestamp"] == profile["event_timestamp"]).all()
+    vectors = np.stack(text["title_embedding"])  # (items, 384): all-MiniLM-L6-v2
+    assert vectors.shape == (len(profile), MINILM_DIM)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    assert len(np.unique(vectors, axis=0)) == profile["title"].nunique()
+
+
+def test_title_embeddings_land_in_the_cache_training_reads(feature_project: Path) -> None:
+    """Training encodes item titles with the same encoder: featurize has done it already."""
+    titles = pd.read_parquet(feature_project / "data" / "features" / "item_profile.parquet")
+    cache = TextEmbeddingCache(feature_project / "data" / "cache", encoder_id(TextConfig()))
+    keys = [cache.key(title.strip()) for title in titles["title"]]
+    assert set(cache.lookup(keys)) == set(keys)

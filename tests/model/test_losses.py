@@ -1,10 +1,19 @@
 """Masked losses, the numerically safe ESMM term, and loss weighting."""
 
+import math
+
 import pandas as pd
+import pytest
 import torch
 import torch.nn.functional as F
 
-from mtlrec.model.losses import LossWeighting, Targets, compute_losses, ctcvr_loss
+from mtlrec.model.losses import (
+    LossWeighting,
+    Targets,
+    compute_losses,
+    constant_losses,
+    ctcvr_loss,
+)
 from mtlrec.model.multitask import TaskOutputs
 from mtlrec.model.tasks import task_specs
 
@@ -87,3 +96,31 @@ def test_static_weights_scale_terms() -> None:
 def test_targets_from_frame_without_labels_are_nan() -> None:
     targets = Targets.from_frame(pd.DataFrame({"click": [1, 0]}))
     assert targets.click.tolist() == [1.0, 0.0] and torch.isnan(targets.relevance).all()
+
+
+def test_single_task_cvr_learns_from_clicked_rows_only() -> None:
+    targets = Targets(
+        click=torch.tensor([1.0, 0.0, 1.0, NAN]),
+        purchase=torch.tensor([1.0, 0.0, 0.0, NAN]),
+        relevance=torch.full((4,), NAN),
+    )
+    out = outputs([0.0] * 4, [2.0, -5.0, -1.0, 7.0], [0.0] * 4)
+    losses = compute_losses(out, targets, task_specs(("cvr",)))
+    assert list(losses) == ["cvr"] and losses["cvr"].count == 2
+    expected = F.binary_cross_entropy_with_logits(torch.tensor([2.0, -1.0]), torch.tensor([1.0, 0]))
+    torch.testing.assert_close(losses["cvr"].value, expected)
+
+
+def test_priors_and_constant_losses_give_the_label_entropy() -> None:
+    targets = Targets(
+        click=torch.tensor([1.0, 0.0, 0.0, 0.0, NAN]),
+        purchase=torch.tensor([1.0, 0.0, 0.0, 0.0, NAN]),
+        relevance=torch.tensor([NAN, NAN, NAN, NAN, 2.0]),
+    )
+    priors = targets.priors()
+    assert priors == pytest.approx({"ctr": 0.25, "cvr": 1.0, "relevance": 2.0})
+    losses = constant_losses(task_specs(("ctr", "relevance")), priors, targets)
+    entropy = -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))
+    assert losses == pytest.approx({"ctr": entropy, "relevance": 0.0}, abs=1e-6)
+    no_clicks = Targets(torch.zeros(2), torch.zeros(2), torch.full((2,), NAN))
+    assert set(no_clicks.priors()) == {"ctr"}  # no purchase rate without clicks, no grades

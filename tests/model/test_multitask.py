@@ -1,4 +1,5 @@
-"""The full model: built from the schema alone, ESMM outputs, task subsets, text interactions."""
+"""The full model: built from the schema alone, ESMM outputs, task subsets, text interactions,
+field products, the position-bias tower, label-prior init and the word-match input."""
 
 from pathlib import Path
 
@@ -7,7 +8,8 @@ import pytest
 import torch
 
 from mtlrec.config import ModelConfig, TextConfig
-from mtlrec.model.inputs import FeatureSpec, ModelInputs, SchemaFeature, TensorFrame
+from mtlrec.model.inputs import FeatureSpec, ModelInputs, SchemaFeature, TensorFrame, tensor_frame
+from mtlrec.model.match import KERNELS
 from mtlrec.model.multitask import MultiTaskModel
 from mtlrec.model.text import build_text_table
 from mtlrec.training.synthetic import SCHEMA, synthetic_frame
@@ -104,3 +106,60 @@ def test_schema_without_text_or_ids(frame: pd.DataFrame, tmp_path: Path) -> None
     batch = TensorFrame.build(encoded, table).inputs(torch.arange(4))
     model = MultiTaskModel(tiny_cfg(bottom="mmoe"), spec)
     assert model.in_dim == 2 and model(batch).ctr_logit.shape == (4,)
+
+
+def test_field_interactions_add_one_product_per_pair(
+    spec: FeatureSpec, inputs: ModelInputs
+) -> None:
+    plain = MultiTaskModel(tiny_cfg(), spec)
+    crossed = MultiTaskModel(tiny_cfg(field_interactions=True), spec)
+    n_fields = len(spec.field_names)
+    assert crossed.in_dim == plain.in_dim + n_fields * (n_fields - 1) // 2
+    embedded = crossed.embedding(inputs.fields)  # (B, F, E)
+    products = crossed.products(embedded)
+    torch.testing.assert_close(products[:, 0], (embedded[:, 0] * embedded[:, 1]).sum(-1))
+
+
+def test_bias_feature_only_shifts_the_click_logit(spec: FeatureSpec, inputs: ModelInputs) -> None:
+    torch.manual_seed(0)
+    model = MultiTaskModel(tiny_cfg(bias_features=("position",)), spec)
+    assert model.in_dim == MultiTaskModel(tiny_cfg(), spec).in_dim - 4  # one field fewer
+    before = model(inputs)
+    with torch.no_grad():
+        model.bias.table.weight.fill_(-2.0)
+    after = model(inputs)
+    torch.testing.assert_close(after.ctr_logit, before.ctr_logit - 2.0)
+    torch.testing.assert_close(after.cvr_logit, before.cvr_logit)
+    torch.testing.assert_close(after.relevance, before.relevance)
+    assert (
+        MultiTaskModel(tiny_cfg(tasks=("relevance",), bias_features=("position",)), spec).bias
+        is None
+    )
+    with pytest.raises(ValueError, match="bias_features"):
+        MultiTaskModel(tiny_cfg(bias_features=("item_profile__price",)), spec)
+
+
+def test_output_biases_start_at_the_label_priors(spec: FeatureSpec, inputs: ModelInputs) -> None:
+    model = MultiTaskModel(tiny_cfg(), spec)
+    model.init_output_biases({"ctr": 0.04, "cvr": 0.1, "relevance": 1.5})
+    for tower in model.towers.values():  # no hidden signal: the output is the bias alone
+        torch.nn.init.zeros_(tower.head.weight)
+    out = model(inputs)
+    torch.testing.assert_close(out.p_ctr, torch.full_like(out.p_ctr, 0.04))
+    torch.testing.assert_close(out.p_cvr, torch.full_like(out.p_cvr, 0.1))
+    torch.testing.assert_close(out.relevance, torch.full_like(out.relevance, 1.5))
+
+
+def test_word_match_features_feed_the_bottom(
+    frame: pd.DataFrame, spec: FeatureSpec, tmp_path: Path
+) -> None:
+    cfg = tiny_cfg(text=TextConfig(encoder="tiny", max_length=16, word_match=True))
+    model = MultiTaskModel(cfg, spec)
+    assert model.in_dim == MultiTaskModel(tiny_cfg(), spec).in_dim + len(KERNELS)
+    rows = torch.arange(8)
+    batch = tensor_frame(spec, cfg, frame, tmp_path).inputs(rows)
+    assert batch.match.shape == (8, len(KERNELS))
+    assert model(batch).ctr_logit.shape == (8,)
+    without_match = tensor_frame(spec, tiny_cfg(), frame, tmp_path).inputs(rows)
+    with pytest.raises(ValueError, match="word-match"):
+        model(without_match)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from safetensors.torch import load_file
 from sklearn.metrics import roc_auc_score
 
@@ -13,8 +14,9 @@ from mtlrec.config import ModelConfig, TextConfig, TrainConfig
 from mtlrec.model import predict
 from mtlrec.training import train as train_module
 from mtlrec.training.checkpoint import CHECKPOINT_DIR
+from mtlrec.training.data import read_split
 from mtlrec.training.synthetic import write_synthetic_dataset
-from mtlrec.training.train import run
+from mtlrec.training.train import run, set_learning_rate
 
 
 def tiny_model(**overrides: object) -> ModelConfig:
@@ -54,7 +56,12 @@ def assert_same_weights(left: Path, right: Path) -> None:
 def test_training_learns_clicks(
     data_dir: Path, cache_dir: Path, tmp_path: Path, bottom: str
 ) -> None:
-    result = run(tiny_model(bottom=bottom), tiny_train(), data_dir, tmp_path, cache_dir)
+    # The tiny random text encoder cannot learn the synthetic relevance: its noisy valid loss
+    # must not choose the epoch that the click AUC is measured on.
+    weights = {"ctr": 1.0, "ctcvr": 1.0, "relevance": 0.1}
+    result = run(
+        tiny_model(bottom=bottom), tiny_train(loss_weights=weights), data_dir, tmp_path, cache_dir
+    )
     losses = [row["train_loss"] for row in result.history]
     assert len(losses) == 3 and losses[-1] < losses[0]
     valid = pd.read_parquet(data_dir / "valid.parquet")
@@ -91,7 +98,10 @@ def test_same_seed_same_weights(data_dir: Path, cache_dir: Path, tmp_path: Path)
 def test_resume_after_crash_matches_uninterrupted_run(
     data_dir: Path, cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cfg, train_cfg = tiny_model(bottom="mmoe"), tiny_train(loss_weighting="uncertainty")
+    # Every stateful piece at once: learned loss weights, the bias tower's own learning rate,
+    # the cosine schedule (a function of the step, not scheduler state).
+    cfg = tiny_model(bottom="mmoe", bias_features=("position",), field_interactions=True)
+    train_cfg = tiny_train(loss_weighting="uncertainty", lr_schedule="cosine")
     straight = run(cfg, train_cfg, data_dir, tmp_path / "straight", cache_dir)
     real_epoch = train_module._train_epoch
 
@@ -150,6 +160,7 @@ def test_early_stopping_keeps_the_best_epoch(
         (("ctr",), ["p_ctr"]),
         (("relevance",), ["relevance"]),
         (("ctr", "cvr"), ["p_ctr", "p_cvr", "p_ctcvr"]),
+        (("cvr",), ["p_cvr"]),
     ],
 )
 def test_single_task_baselines(
@@ -177,3 +188,55 @@ def test_refuses_to_clear_a_project_directory(
     with pytest.raises(ValueError, match="refusing to clear"):
         run(tiny_model(), tiny_train(epochs=1), data_dir, tmp_path, cache_dir)
     assert (tmp_path / "dvc.yaml").exists()
+
+
+def test_single_task_cvr_trains_on_clicked_rows_only(data_dir: Path) -> None:
+    train = read_split(data_dir, "train", tiny_model(tasks=("cvr",)))
+    everything = pd.read_parquet(data_dir / "train.parquet")
+    assert (train["click"] == 1).all() and len(train) == (everything["click"] == 1).sum()
+
+
+def test_result_prints_one_short_line(data_dir: Path, cache_dir: Path, tmp_path: Path) -> None:
+    result = run(tiny_model(), tiny_train(epochs=2), data_dir, tmp_path, cache_dir)
+    text = str(result)
+    assert "\n" not in text and "history" not in text and len(text) < 200
+    assert (
+        "trained 2 epochs" in text
+        and "samples/s" in text
+        and f"best epoch {result.best_epoch}" in text
+    )
+
+
+def test_cosine_schedule_decays_to_zero() -> None:
+    optimizer = torch.optim.AdamW(
+        [{"params": [torch.zeros(1)]}, {"params": [torch.zeros(1)], "lr_scale": 10.0}]
+    )
+    cfg = tiny_train(lr=0.1, lr_schedule="cosine")
+    rates = []
+    for progress in (0.0, 0.5, 1.0):
+        set_learning_rate(optimizer, cfg, progress)
+        rates += [group["lr"] for group in optimizer.param_groups]
+    assert rates == pytest.approx([0.1, 1.0, 0.05, 0.5, 0.0, 0.0])
+    set_learning_rate(optimizer, tiny_train(lr=0.1), 0.7)
+    assert optimizer.param_groups[0]["lr"] == 0.1
+
+
+def test_normalized_selection_weighs_each_task_by_its_constant_loss(
+    data_dir: Path, cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Epoch 2: ctr log loss +0.10, relevance MSE -0.15. Raw, epoch 2 is better; relative to the
+    # constant predictors of this data (log loss 0.59, MSE 1.04), ctr's loss weighs more: epoch 1.
+    scripted = [
+        {"ctr": 0.50, "ctcvr": 0.2, "relevance": 1.00},
+        {"ctr": 0.60, "ctcvr": 0.2, "relevance": 0.85},
+    ]
+    for selection, best in (("loss", 2), ("normalized", 1)):
+        values = iter(scripted)
+        monkeypatch.setattr(
+            train_module, "evaluate_losses", lambda model, split, values=values: next(values)
+        )
+        cfg = tiny_train(epochs=2, selection=selection, patience=2)
+        result = run(tiny_model(), cfg, data_dir, tmp_path / selection, cache_dir)
+        assert result.best_epoch == best
+        curve = pd.read_csv(tmp_path / selection / "training_curve.csv")
+        assert curve["valid_score"].notna().all()

@@ -73,6 +73,14 @@ JUDGMENTS_SCHEMA = pa.schema(
 )
 # The truth is never a feature. `true_relevance` of an impression is its query-item relevance
 # (null in the feed): it lets the oracle and the tests slice click rates by relevance.
+# The raw contract's tables by name (an empty table of each is what a source without it reads).
+TABLE_SCHEMAS = {
+    "users": USERS_SCHEMA,
+    "items": ITEMS_SCHEMA,
+    "impressions": IMPRESSIONS_SCHEMA,
+    "judgments": JUDGMENTS_SCHEMA,
+}
+
 TRUTH_IMPRESSIONS_SCHEMA = pa.schema(
     [
         ("impression_id", pa.string()),

@@ -2,6 +2,8 @@
 
 The oracle scores every row with the simulator's true probabilities (or the true latent
 relevance): the ceiling a perfect model could reach on exactly the same rows and labels.
+With a plots folder, the ROC, precision-recall and calibration curves of ctr, cvr and ctcvr and
+the model's training curve are written there for `dvc plots`.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import numpy as np
 import pandas as pd
 
 from mtlrec.config import EvaluateConfig
-from mtlrec.evaluation import metrics
+from mtlrec.evaluation import metrics, plots
 from mtlrec.model.predict import predict
+
+Metrics = dict[str, dict[str, float | None]]
 
 
 def run(
@@ -24,11 +28,20 @@ def run(
     truth_dir: Path | None,
     cache_dir: Path,
     out: Path,
-) -> dict[str, dict[str, float | None]]:
-    report = evaluate_model(config, model_dir, data_dir, truth_dir, cache_dir)
+    plots_dir: Path | None = None,
+) -> Metrics:
+    scored = score_test(model_dir, data_dir, truth_dir, cache_dir)
+    report = task_metrics(scored, config.ndcg_k)
+    write_metrics(report, out)
+    if plots_dir is not None:
+        plots.write_curves(binary_labels(scored), plots_dir)
+        plots.copy_training_curve(model_dir, plots_dir)
+    return report
+
+
+def write_metrics(report: Metrics, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    return report
 
 
 def evaluate_model(
@@ -37,15 +50,40 @@ def evaluate_model(
     data_dir: Path,
     truth_dir: Path | None,
     cache_dir: Path,
-) -> dict[str, dict[str, float | None]]:
+) -> Metrics:
     """Metrics of one saved model on the test split (with oracle values when truth is given)."""
-    test = pd.read_parquet(data_dir / "test.parquet")
-    # The relevance prediction would collide with the relevance label column.
-    predictions = predict(model_dir, test, cache_dir).rename(columns={"relevance": "relevance_pred"})
-    scored = test.join(predictions)
-    if truth_dir is not None and (truth_dir / "impressions.parquet").is_file():
-        scored = attach_truth(scored, truth_dir)
-    return task_metrics(scored, config.ndcg_k)
+    return task_metrics(score_test(model_dir, data_dir, truth_dir, cache_dir), config.ndcg_k)
+
+
+def score_test(
+    model_dir: Path, data_dir: Path, truth_dir: Path | None, cache_dir: Path
+) -> pd.DataFrame:
+    """The test split with the model's predictions (`relevance_pred` for the relevance output,
+    which would collide with the label) and, given the truth, the oracle's columns."""
+    test = pd.read_parquet(Path(data_dir) / "test.parquet")
+    predictions = predict(model_dir, test, cache_dir).rename(
+        columns={"relevance": "relevance_pred"}
+    )
+    return with_truth(test.join(predictions), truth_dir)
+
+
+def with_truth(scored: pd.DataFrame, truth_dir: Path | None) -> pd.DataFrame:
+    if truth_dir is not None and (Path(truth_dir) / "impressions.parquet").is_file():
+        return attach_truth(scored, Path(truth_dir))
+    return scored
+
+
+def binary_labels(scored: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(labels, probabilities) of each binary task the scored frame has predictions for."""
+    shown = scored[scored["source"] == "impression"]
+    clicked = shown[shown["click"] == 1]
+    pairs = {"ctr": (shown, "click", "p_ctr"), "cvr": (clicked, "purchase", "p_cvr")}
+    pairs["ctcvr"] = (shown, "purchase", "p_ctcvr")
+    return {
+        task: (rows[label].to_numpy(dtype=int), rows[score].to_numpy(dtype=float))
+        for task, (rows, label, score) in pairs.items()
+        if score in rows and len(rows)
+    }
 
 
 def attach_truth(scored: pd.DataFrame, truth_dir: Path) -> pd.DataFrame:
@@ -60,15 +98,18 @@ def attach_truth(scored: pd.DataFrame, truth_dir: Path) -> pd.DataFrame:
     return scored.merge(judged, on=["query", "item_id"], how="left").set_index(scored.index)
 
 
-def task_metrics(scored: pd.DataFrame, k: int) -> dict[str, dict[str, float | None]]:
+def task_metrics(scored: pd.DataFrame, k: int) -> Metrics:
+    """Every metric of the tasks the scored frame has predictions for (a single-task CVR model
+    has no p_ctcvr: its ctcvr comes from combining it with a ctr model, see baselines.py)."""
     shown = scored[scored["source"] == "impression"]
     judged = scored[scored["source"] == "judgment"]
-    report: dict[str, dict[str, float | None]] = {}
+    report: Metrics = {}
     if "p_ctr" in scored and len(shown):
         report["ctr"] = _binary(shown, "click", "p_ctr", "p_click", groups="user_id")
     if "p_cvr" in scored and len(shown):
         clicked = shown[shown["click"] == 1]
         report["cvr"] = _binary(clicked, "purchase", "p_cvr", "p_purchase_given_click")
+    if "p_ctcvr" in scored and len(shown):
         truth = shown.assign(p_ctcvr_truth=_truth_product(shown))
         report["ctcvr"] = _binary(truth, "purchase", "p_ctcvr", "p_ctcvr_truth")
     if "relevance_pred" in scored and len(judged):

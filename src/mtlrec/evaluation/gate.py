@@ -43,11 +43,12 @@ def decide(config: GateConfig, challenger: Metrics, champion: Metrics | None) ->
 def _beats_primary(
     config: GateConfig, challenger: Metrics, champion: Metrics, reasons: list[str]
 ) -> bool:
-    name = config.primary_metric
-    new, old = metric(challenger, name), metric(champion, name)
-    if new is None:
-        reasons.append(f"challenger has no {name}")
+    reported = [name for name in config.primary_metric if metric(challenger, name) is not None]
+    if not reported:
+        reasons.append(f"challenger reports none of {list(config.primary_metric)}")
         return False
+    name = reported[0]
+    new, old = metric(challenger, name), metric(champion, name)
     if old is None:
         reasons.append(f"champion has no {name}; challenger {name}={new:.4f}")
         return True

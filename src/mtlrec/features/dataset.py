@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mtlrec.config import DatasetConfig, FeaturesConfig
+from mtlrec.config import DatasetConfig, FeaturesConfig, ModelConfig
 from mtlrec.features.featurize import read_table
 from mtlrec.features.store import open_store
 
@@ -61,7 +61,7 @@ def run(
         table[split == name].reset_index(drop=True).to_parquet(out / f"{name}.parquet", index=False)
     schema = {
         "feature_service": service.name,
-        "features": REQUEST_FEATURES + service_fields(service),
+        "features": REQUEST_FEATURES + service_fields(service, view_kinds(store)),
     }
     (out / "schema.json").write_text(json.dumps(schema, indent=2) + "\n")
     return DatasetSummary(
@@ -135,11 +135,41 @@ def _unit_hash(text: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def service_fields(service) -> list[dict[str, str]]:
-    """Column name and kind of every feature the service selects, from the views' field tags."""
+def view_kinds(store) -> dict[str, str]:
+    """The view-level `kind` tag of each view that has one: the kind of its untagged fields.
+
+    On-demand views need it: Feast 0.67 rejects tags on their fields (see features/query.py).
+    """
+    views = [*store.list_feature_views(), *store.list_on_demand_feature_views()]
+    return {view.name: view.tags["kind"] for view in views if "kind" in view.tags}
+
+
+def service_fields(service, kinds: dict[str, str] | None = None) -> list[dict[str, str]]:
+    """Column name and kind of every feature the service selects: the field's `kind` tag, else
+    its view's (`kinds`, by view name), else numeric."""
+    kinds = kinds or {}
     fields = []
     for projection in service.feature_view_projections:
+        default = kinds.get(projection.name, "numeric")
         for feature in projection.features:
-            kind = feature.tags.get("kind", "numeric")
+            kind = feature.tags.get("kind", default)
             fields.append({"name": f"{projection.name_to_use()}__{feature.name}", "kind": kind})
     return fields
+
+
+def labelled_tasks(data_dir: Path) -> set[str]:
+    """The tasks the training split has labels for: ctr and cvr need impressions, relevance
+    needs judgements (a public relevance dataset has only the latter)."""
+    kinds = set(pd.read_parquet(data_dir / "train.parquet", columns=["source"])["source"])
+    tasks = {"ctr", "cvr"} if "impression" in kinds else set()
+    return tasks | ({"relevance"} if "judgment" in kinds else set())
+
+
+def trainable(model: ModelConfig, data_dir: Path) -> ModelConfig:
+    """The model config restricted to the configured tasks that the data has labels for."""
+    tasks = tuple(task for task in model.tasks if task in labelled_tasks(data_dir))
+    if not tasks:
+        raise ValueError(f"the training set has labels for none of the tasks {list(model.tasks)}")
+    if tasks != model.tasks:
+        print(f"training tasks {list(tasks)}: the data has no labels for the others")
+    return model.model_copy(update={"tasks": tasks})

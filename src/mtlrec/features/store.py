@@ -11,13 +11,15 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 PROFILE_ENV = "MTLREC_FEAST_PROFILE"
 PRODUCTION_DEFAULTS = {
+    "MTLREC_FEAST_PROJECT": "mtlrec",
     "MTLREC_FEAST_REGISTRY_URL": "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
     "MTLREC_FEAST_REDIS": "127.0.0.1:6379",
 }
@@ -81,34 +83,125 @@ def registry_contents(repo: Path) -> dict[str, list[str]]:
     return {
         "entities": sorted(entity.name for entity in store.list_entities()),
         "feature_views": sorted(view.name for view in store.list_feature_views()),
+        "on_demand_feature_views": sorted(
+            view.name for view in store.list_on_demand_feature_views()
+        ),
         "feature_services": sorted(service.name for service in store.list_feature_services()),
     }
+
+
+@dataclass(frozen=True)
+class ViewLoad:
+    """One feature view's materialization: the window read and the rows written online."""
+
+    view: str
+    start: str
+    rows: int
+    seconds: float
 
 
 @dataclass(frozen=True)
 class MaterializeSummary:
     mode: str
     end: str
-    views: list[str]
+    online_store: str
+    loads: list[ViewLoad]
+
+    @property
+    def views(self) -> list[str]:
+        return [load.view for load in self.loads]
+
+    @property
+    def rows(self) -> int:
+        return sum(load.rows for load in self.loads)
+
+    def __str__(self) -> str:
+        lines = [f"{self.mode} materialization into {self.online_store} up to {self.end}:"]
+        lines += [
+            f"  {load.view:<20} {load.rows:>9,} rows  {load.seconds:6.2f} s  from {load.start}"
+            for load in self.loads
+        ]
+        seconds = sum(load.seconds for load in self.loads)
+        lines.append(f"  {'total':<20} {self.rows:>9,} rows  {seconds:6.2f} s")
+        return "\n".join(lines)
+
+
+# A clock a little ahead of the store's is fine; an end date in the future is not: Feast records
+# it as the view's last materialized time, so every later incremental run would start after it
+# and load nothing.
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 def materialize(
     repo: Path, end: datetime, start: datetime | None = None, summary_file: Path | None = None
 ) -> MaterializeSummary:
-    """Load feature values into the online store: [start, end] if start is given, else
-    incrementally from each view's last materialized time (idempotent: rows are upserts)."""
+    """Load the online views into the online store, one view at a time with its row count.
+
+    With `start`, a full load of [start, end]; without, incremental: each view from its last
+    materialized end (the first time: now - ttl, Feast's rule). Writes are upserts of each
+    entity's latest row in the window, so running it twice leaves the same online values.
+    """
+    end, start = _utc(end), None if start is None else _utc(start)
+    if end > datetime.now(UTC) + CLOCK_SKEW:
+        raise ValueError(f"materialize end {end.isoformat()} is in the future")
     store = open_store(repo)
-    views = [view.name for view in store.list_feature_views() if view.online]
-    if start is None:
-        store.materialize_incremental(end_date=end, feature_views=views)
-    else:
-        store.materialize(start_date=start, end_date=end, feature_views=views)
+    views = sorted((v for v in store.list_feature_views() if v.online), key=lambda v: v.name)
+    loads = []
+    for number, view in enumerate(views, start=1):
+        loads.append(_load_view(store, view, start, end))
+        done = loads[-1]  # progress: one line per view as it lands (Feast prints no bar here)
+        print(f"[{number}/{len(views)}] {view.name}: {done.rows:,} rows", flush=True)
     summary = MaterializeSummary(
         mode="incremental" if start is None else "full",
         end=end.isoformat(),
-        views=views,
+        online_store=store.config.online_store.type,
+        loads=loads,
     )
     if summary_file is not None:
         summary_file.parent.mkdir(parents=True, exist_ok=True)
         summary_file.write_text(json.dumps(asdict(summary), indent=2, sort_keys=True) + "\n")
     return summary
+
+
+def _load_view(store: Any, view: Any, start: datetime | None, end: datetime) -> ViewLoad:
+    window_start = start if start is not None else _incremental_start(view)
+    rows = count_latest_rows(store, view, window_start, end)
+    started = time.perf_counter()
+    if start is None:
+        store.materialize_incremental(end_date=end, feature_views=[view.name])
+    else:
+        store.materialize(start_date=start, end_date=end, feature_views=[view.name])
+    return ViewLoad(view.name, window_start.isoformat(), rows, time.perf_counter() - started)
+
+
+def _utc(moment: datetime) -> datetime:
+    """Naive datetimes are UTC, as Feast reads them."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _incremental_start(view: Any) -> datetime:
+    """Where Feast's materialize_incremental starts: the last materialized end, else now - ttl."""
+    if view.most_recent_end_time is not None:
+        return _utc(view.most_recent_end_time)
+    # A zero TTL means "forever" to Feast, which then starts a year back.
+    return datetime.now(UTC) - (view.ttl or timedelta(weeks=52))
+
+
+def count_latest_rows(store: Any, view: Any, start: datetime, end: datetime) -> int:
+    """Entities with a row in [start, end]: what materializing that window writes (one latest
+    row per entity), counted through the offline store's own query, join keys only."""
+    from feast.infra.offline_stores.offline_utils import get_offline_store_from_config
+
+    offline = get_offline_store_from_config(store.config.offline_store)
+    source = view.batch_source
+    job = offline.pull_latest_from_table_or_query(
+        config=store.config,
+        data_source=source,
+        join_key_columns=view.join_keys,
+        feature_name_columns=[],
+        timestamp_field=source.timestamp_field,
+        created_timestamp_column=source.created_timestamp_column or None,
+        start_date=start,
+        end_date=end,
+    )
+    return job.to_arrow().num_rows

@@ -16,8 +16,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mtlrec.config import ModelConfig
+from mtlrec.model.match import word_match
 from mtlrec.model.tasks import LABEL_COLUMNS
-from mtlrec.model.text import TextTable
+from mtlrec.model.text import TextEncoder, TextTable, build_text_table
 
 FeatureKind = Literal["id", "categorical", "numeric", "text", "array"]
 QUERY_FEATURE = "query"
@@ -177,6 +179,11 @@ class FeatureSpec:
         )
 
     @property
+    def field_names(self) -> list[str]:
+        """Names of the embedded fields, in the column order of `EncodedFrame.fields`."""
+        return [*self.ids, *(c.name for c in self.categoricals)]
+
+    @property
     def field_sizes(self) -> list[int]:
         """Embedding-table rows per id/categorical field, the missing/OOV row 0 included."""
         return [self.hash_buckets + 1] * len(self.ids) + [
@@ -303,6 +310,7 @@ class ModelInputs:
     text_present: torch.Tensor  # (B, T) bool: the text is non-null
     text_embeddings: torch.Tensor | None = None  # (B, T, D) frozen encoder output
     text_tokens: TextTokens | None = None  # fine-tuning: the model encodes them itself
+    match: torch.Tensor | None = None  # (B, M) word-level query-text match features
 
     def __len__(self) -> int:
         return self.fields.shape[0]
@@ -316,14 +324,18 @@ class TensorFrame:
     dense: torch.Tensor  # (N, Dd)
     text_codes: torch.Tensor  # (N, T)
     text_table: TextTable
+    match: torch.Tensor | None = None  # (N, M)
 
     @classmethod
-    def build(cls, encoded: EncodedFrame, text_table: TextTable) -> TensorFrame:
+    def build(
+        cls, encoded: EncodedFrame, text_table: TextTable, match: np.ndarray | None = None
+    ) -> TensorFrame:
         return cls(
             fields=torch.from_numpy(encoded.fields),
             dense=torch.from_numpy(encoded.dense),
             text_codes=torch.from_numpy(encoded.text_codes),
             text_table=text_table,
+            match=None if match is None else torch.from_numpy(match),
         )
 
     def __len__(self) -> int:
@@ -348,4 +360,23 @@ class TensorFrame:
             text_present=codes > 0,
             text_embeddings=embeddings,
             text_tokens=tokens,
+            match=None if self.match is None else self.match[rows],
         )
+
+
+def tensor_frame(
+    spec: FeatureSpec,
+    cfg: ModelConfig,
+    frame: pd.DataFrame,
+    cache_dir: Path,
+    encoder: TextEncoder | None = None,
+) -> TensorFrame:
+    """A frame as the model reads it: encoded features, its texts' embeddings (or tokens when
+    fine-tuning) and, when configured, the word-level query-text match features."""
+    encoded = spec.encode(frame)
+    table = build_text_table(encoded.strings, cfg.text, cache_dir, encoder)
+    match = None
+    if cfg.text.word_match:
+        codes, query = encoded.text_codes, spec.query_index
+        match = word_match(encoded.strings, codes, query, cfg.text, cache_dir)
+    return TensorFrame.build(encoded, table, match)

@@ -48,6 +48,17 @@ class Targets:
     def take(self, rows: torch.Tensor) -> Targets:
         return Targets(self.click[rows], self.purchase[rows], self.relevance[rows])
 
+    def priors(self) -> dict[str, float]:
+        """Mean label of each task over the rows that carry it: click rate, purchases per
+        click, mean grade; a task without any labelled row is left out."""
+        clicks = self.click.nansum()
+        means = {
+            "ctr": self.click.nanmean(),
+            "cvr": self.purchase.nansum() / clicks if clicks > 0 else torch.tensor(float("nan")),
+            "relevance": self.relevance.nanmean(),
+        }
+        return {task: float(value) for task, value in means.items() if torch.isfinite(value)}
+
 
 @dataclass(frozen=True)
 class TermLoss:
@@ -102,6 +113,14 @@ def ctcvr_loss(outputs: TaskOutputs, targets: Targets) -> TermLoss:
     return TermLoss(masked_mean(bce, mask), int(mask.sum()))
 
 
+def cvr_loss(outputs: TaskOutputs, targets: Targets) -> TermLoss:
+    """The single-task CVR term: BCE of p_cvr against purchase on the clicked rows only."""
+    mask = (targets.click == 1) & ~torch.isnan(targets.purchase)  # (B,)
+    labels = torch.where(mask, targets.purchase, 0.0)
+    bce = F.binary_cross_entropy_with_logits(outputs.cvr_logit, labels, reduction="none")
+    return TermLoss(masked_mean(bce, mask), int(mask.sum()))
+
+
 def relevance_loss(outputs: TaskOutputs, targets: Targets) -> TermLoss:
     mask = ~torch.isnan(targets.relevance)  # (B,) judgement rows
     labels = torch.where(mask, targets.relevance, 0.0)
@@ -109,14 +128,61 @@ def relevance_loss(outputs: TaskOutputs, targets: Targets) -> TermLoss:
     return TermLoss(masked_mean(squared, mask), int(mask.sum()))
 
 
-LOSS_FUNCTIONS = {"ctr": ctr_loss, "ctcvr": ctcvr_loss, "relevance": relevance_loss}
+LOSS_FUNCTIONS = {
+    "ctr": ctr_loss,
+    "ctcvr": ctcvr_loss,
+    "cvr": cvr_loss,
+    "relevance": relevance_loss,
+}
 
 
 def compute_losses(
-    outputs: TaskOutputs, targets: Targets, tasks: tuple[TaskSpec, ...]
+    outputs: TaskOutputs,
+    targets: Targets,
+    tasks: tuple[TaskSpec, ...],
+    aux: tuple[LossTerm, ...] = (),
 ) -> dict[LossTerm, TermLoss]:
-    """One masked term per configured task (cvr contributes the ESMM term `ctcvr`)."""
-    return {task.loss_term: LOSS_FUNCTIONS[task.loss_term](outputs, targets) for task in tasks}
+    """One masked term per configured task (cvr contributes the ESMM term `ctcvr`), then the
+    auxiliary terms (see `auxiliary_terms`)."""
+    terms = [task.loss_term for task in tasks] + [term for term in aux]
+    return {term: LOSS_FUNCTIONS[term](outputs, targets) for term in terms}
+
+
+def auxiliary_terms(
+    tasks: tuple[TaskSpec, ...], weights: Mapping[str, float]
+) -> tuple[LossTerm, ...]:
+    """Extra terms besides the tasks' own: with ESMM and a positive `cvr` weight, the direct CVR
+    loss on the clicked rows too. ESMM alone reaches the CVR tower only through p_ctr * p_cvr,
+    whose log loss is ~10x smaller than the click loss (purchases are rare): the tower then gets
+    little of the shared representation's attention. The clicked-row term is what a single-task
+    CVR model learns from; ESMM's entire-space term stays beside it."""
+    esmm = any(task.loss_term == "ctcvr" for task in tasks)
+    return ("cvr",) if esmm and weights.get("cvr", 0.0) > 0.0 else ()
+
+
+def _logit(probability: float) -> float:
+    probability = min(max(probability, 1e-6), 1.0 - 1e-6)
+    return math.log(probability / (1.0 - probability))
+
+
+@torch.no_grad()
+def constant_losses(
+    tasks: tuple[TaskSpec, ...],
+    priors: Mapping[str, float],
+    targets: Targets,
+    aux: tuple[LossTerm, ...] = (),
+) -> dict[LossTerm, float]:
+    """Each term's loss when every row is predicted at its training prior (`Targets.priors`):
+    the normaliser of the normalized entropy (He et al., "Practical Lessons from Predicting
+    Clicks on Ads at Facebook", ADKDD 2014), so terms on different scales can be compared."""
+    n_rows = len(targets.click)
+    outputs = TaskOutputs(
+        ctr_logit=torch.full((n_rows,), _logit(priors.get("ctr", 0.5))),
+        cvr_logit=torch.full((n_rows,), _logit(priors.get("cvr", 0.5))),
+        relevance=torch.full((n_rows,), priors.get("relevance", 0.0)),
+    )
+    losses = compute_losses(outputs, targets, tasks, aux)
+    return {term: loss.value.item() for term, loss in losses.items()}
 
 
 class LossWeighting(nn.Module):

@@ -1,14 +1,21 @@
 """The multi-task model: shared input representation -> bottom -> one tower per task.
 
-Inputs: embeddings of ids and categoricals, standardised numerics (with missing flags), a projection
-of every text feature's sentence embedding, and query-text interactions (cosine similarity and a
-projected elementwise product of the `query` with each other text; zero when the query is null).
+Inputs: embeddings of ids and categoricals, optionally their pairwise inner products (IPNN: Qu et
+al., "Product-based Neural Networks for User Response Prediction", ICDM 2016), standardised
+numerics (with missing flags), a projection of every text feature's sentence embedding, and
+query-text interactions (cosine similarity and a projected elementwise product of the `query` with
+each other text; zero when the query is null).
 CVR follows ESMM (Ma et al., "Entire Space Multi-Task Model", SIGIR 2018): p_ctcvr = p_ctr * p_cvr
 is trained on all impressions, so the CVR tower is never fitted on the clicked rows alone.
+Bias features (the list position) skip the bottom and add a learned bias to the ctr logit only: a
+shallow tower (Zhao et al., "Recommending What Video to Watch Next", RecSys 2019). Clicks depend on
+where an item was shown, purchases given a click do not; the towers then learn the position-free
+propensities and serving can rank with the bias left out.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -17,6 +24,7 @@ from torch import nn
 
 from mtlrec.config import ModelConfig
 from mtlrec.model.inputs import FeatureSpec, ModelInputs
+from mtlrec.model.match import n_match_features
 from mtlrec.model.mmoe import MMoE
 from mtlrec.model.ple import PLE
 from mtlrec.model.shared_bottom import SharedBottom
@@ -25,6 +33,7 @@ from mtlrec.model.text import TextEncoder, build_text_encoder, encoder_dim
 from mtlrec.model.towers import Tower
 
 EMBEDDING_INIT_STD = 0.05  # small: rarely seen hash buckets should start close to "no signal"
+PRIOR_CLAMP = 1e-4  # keeps the logit of a label prior finite
 
 
 @dataclass(frozen=True)
@@ -69,7 +78,45 @@ class FieldEmbedding(nn.Module):
 
     def forward(self, fields: torch.Tensor) -> torch.Tensor:
         rows = fields + self.offsets  # (B, F)
-        return self.table(rows).flatten(1)  # (B, F * E)
+        return self.table(rows)  # (B, F, E)
+
+
+class InnerProducts(nn.Module):
+    """<e_i, e_j> for every pair of fields i < j (IPNN's product layer)."""
+
+    def __init__(self, n_fields: int) -> None:
+        super().__init__()
+        left, right = torch.triu_indices(n_fields, n_fields, offset=1)  # (P,), (P,)
+        self.register_buffer("left", left, persistent=False)
+        self.register_buffer("right", right, persistent=False)
+        self.out_dim = len(left)
+
+    def forward(self, embedded: torch.Tensor) -> torch.Tensor:
+        return (embedded[:, self.left] * embedded[:, self.right]).sum(-1)  # (B, F, E) -> (B, P)
+
+
+class BiasTower(nn.Module):
+    """A learned scalar per value of each bias field, summed: a logit offset (B,)."""
+
+    def __init__(self, field_sizes: list[int]) -> None:
+        super().__init__()
+        offsets = torch.tensor([0, *field_sizes[:-1]], dtype=torch.long).cumsum(0)
+        self.register_buffer("offsets", offsets[: len(field_sizes)], persistent=False)
+        self.table = nn.Embedding(max(sum(field_sizes), 1), 1)
+        nn.init.zeros_(self.table.weight)  # no position effect until the data shows one
+
+    def forward(self, fields: torch.Tensor) -> torch.Tensor:
+        return self.table(fields + self.offsets).sum(dim=(1, 2))  # (B, K) -> (B,)
+
+
+def split_fields(spec: FeatureSpec, bias_features: tuple[str, ...]) -> tuple[list[int], list[int]]:
+    """Column indices of the bottom's fields and of the bias tower's fields."""
+    names = spec.field_names
+    unknown = [name for name in bias_features if name not in names]
+    if unknown:
+        raise ValueError(f"bias_features {unknown} are not id/categorical fields of {names}")
+    bias = [names.index(name) for name in bias_features]
+    return [i for i in range(len(names)) if i not in bias], bias
 
 
 def build_bottom(cfg: ModelConfig, in_dim: int, n_tasks: int) -> SharedBottom | MMoE | PLE:
@@ -119,7 +166,14 @@ class MultiTaskModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.tasks = task_specs(cfg.tasks)
-        self.embedding = FieldEmbedding(spec.field_sizes, cfg.embedding_dim)
+        main, bias = split_fields(spec, cfg.bias_features)
+        self.register_buffer("main_fields", torch.tensor(main, dtype=torch.long), persistent=False)
+        self.register_buffer("bias_fields", torch.tensor(bias, dtype=torch.long), persistent=False)
+        self.embedding = FieldEmbedding([spec.field_sizes[f] for f in main], cfg.embedding_dim)
+        self.products = InnerProducts(len(main)) if cfg.field_interactions else None
+        has_ctr = any(task.name == "ctr" for task in self.tasks)
+        sizes = [spec.field_sizes[f] for f in bias]
+        self.bias = BiasTower(sizes) if bias and has_ctr else None
         self.text_encoder: TextEncoder | None = None
         if cfg.text.finetune_layers > 0:  # only a trained encoder is part of the model
             self.text_encoder = (
@@ -127,7 +181,13 @@ class MultiTaskModel(nn.Module):
             )
         text_in = encoder_dim(cfg.text)
         self.text = TextFeatures(len(spec.texts), spec.query_index, text_in, cfg.text_dim)
-        self.in_dim = self.embedding.out_dim + spec.dense_dim + self.text.out_dim
+        products = self.products.out_dim if self.products is not None else 0
+        self.n_match = 0
+        if cfg.text.word_match:
+            self.n_match = n_match_features(len(spec.texts), spec.query_index)
+        self.in_dim = (
+            self.embedding.out_dim + products + spec.dense_dim + self.text.out_dim + self.n_match
+        )
         self.bottom = build_bottom(cfg, self.in_dim, len(self.tasks))
         self.towers = nn.ModuleDict(
             {
@@ -147,8 +207,26 @@ class MultiTaskModel(nn.Module):
 
     def features(self, inputs: ModelInputs) -> torch.Tensor:
         text = self.text(self.text_embeddings(inputs), inputs.text_present)  # (B, text out)
-        ids = self.embedding(inputs.fields)  # (B, F * E)
-        return torch.cat([ids, inputs.dense, text], dim=-1)  # (B, in_dim)
+        embedded = self.embedding(inputs.fields[:, self.main_fields])  # (B, F, E)
+        parts = [embedded.flatten(1), inputs.dense, text]  # (B, F * E), (B, Dd), (B, text out)
+        if self.products is not None:
+            parts.append(self.products(embedded))  # (B, F * (F - 1) / 2)
+        if self.n_match:
+            if inputs.match is None or inputs.match.shape[1] != self.n_match:
+                raise ValueError(f"the model reads {self.n_match} word-match features per row")
+            parts.append(inputs.match)  # (B, M)
+        return torch.cat(parts, dim=-1)  # (B, in_dim)
+
+    @torch.no_grad()
+    def init_output_biases(self, priors: dict[str, float]) -> None:
+        """Start each tower at its label prior (a click rate of 4%, not 50%): no early epoch is
+        spent, and no embedding distorted, learning the base rate."""
+        for task in self.tasks:
+            if task.name not in priors:
+                continue
+            prior = priors[task.name] / (RELEVANCE_MAX if task.name == "relevance" else 1.0)
+            prior = min(max(prior, PRIOR_CLAMP), 1.0 - PRIOR_CLAMP)
+            self.towers[task.name].head.bias.fill_(math.log(prior / (1.0 - prior)))
 
     def forward(self, inputs: ModelInputs) -> TaskOutputs:
         hidden = self.bottom(self.features(inputs))  # n_tasks x (B, H)
@@ -156,6 +234,8 @@ class MultiTaskModel(nn.Module):
             task.name: self.towers[task.name](h)  # (B,)
             for task, h in zip(self.tasks, hidden, strict=True)
         }
+        if "ctr" in raw and self.bias is not None:
+            raw["ctr"] = raw["ctr"] + self.bias(inputs.fields[:, self.bias_fields])  # (B,)
         relevance = raw.get("relevance")
         return TaskOutputs(
             ctr_logit=raw.get("ctr"),

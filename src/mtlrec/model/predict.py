@@ -15,9 +15,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from mtlrec.config import ModelConfig
-from mtlrec.model.inputs import FeatureSpec, TensorFrame
+from mtlrec.model.inputs import FeatureSpec, TensorFrame, tensor_frame
 from mtlrec.model.multitask import MultiTaskModel, TaskOutputs
-from mtlrec.model.text import build_text_table, encoder_id
+from mtlrec.model.text import encoder_id
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -99,9 +99,8 @@ def predict_frame(model: MultiTaskModel, frame: TensorFrame) -> dict[str, torch.
 def predict(model: LoadedModel | Path | str, df: pd.DataFrame, cache_dir: Path) -> pd.DataFrame:
     """`p_ctr`, `p_cvr`, `p_ctcvr`, `relevance` (those the model has), aligned to `df.index`."""
     loaded = model if isinstance(model, LoadedModel) else load(model)
-    encoded = loaded.spec.encode(df)
-    table = build_text_table(encoded.strings, loaded.cfg.text, cache_dir, loaded.model.text_encoder)
-    columns = predict_frame(loaded.model, TensorFrame.build(encoded, table))
+    frame = tensor_frame(loaded.spec, loaded.cfg, df, cache_dir, loaded.model.text_encoder)
+    columns = predict_frame(loaded.model, frame)
     if not len(df):
         return pd.DataFrame(
             {name: pd.Series(dtype="float64") for name in loaded.outputs}, index=df.index

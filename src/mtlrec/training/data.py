@@ -10,10 +10,10 @@ import pandas as pd
 import torch
 
 from mtlrec.config import ModelConfig
-from mtlrec.model.inputs import FeatureSpec, ModelInputs, TensorFrame, read_schema
+from mtlrec.model.inputs import FeatureSpec, ModelInputs, TensorFrame, read_schema, tensor_frame
 from mtlrec.model.losses import Targets
 from mtlrec.model.tasks import task_specs
-from mtlrec.model.text import TextEncoder, build_text_table
+from mtlrec.model.text import TextEncoder
 
 SCHEMA_FILE = "schema.json"
 
@@ -41,13 +41,17 @@ class TrainingData:
 
 def read_split(data_dir: Path, name: str, cfg: ModelConfig) -> pd.DataFrame:
     """A split's rows that carry a label of some configured task (a ctr-only model skips the
-    judgement rows instead of spending compute on rows that have no loss)."""
+    judgement rows instead of spending compute on rows that have no loss; the single-task CVR
+    model keeps the clicked rows only)."""
     frame = pd.read_parquet(Path(data_dir) / f"{name}.parquet")
-    labels = [task.label for task in task_specs(cfg.tasks)]
+    tasks = task_specs(cfg.tasks)
+    labels = [task.label for task in tasks]
     present = [c for c in labels if c in frame.columns]
     if not present:
         raise ValueError(f"{name}.parquet has none of the label columns {labels}")
     keep = frame[present].notna().any(axis=1)
+    if any(task.loss_term == "cvr" for task in tasks):
+        keep &= frame["click"] == 1 if "click" in frame.columns else False
     if not keep.any():
         raise ValueError(f"{name}.parquet has no row labelled for the tasks {list(cfg.tasks)}")
     return frame.loc[keep].reset_index(drop=True)
@@ -60,9 +64,7 @@ def encode_split(
     cache_dir: Path,
     encoder: TextEncoder | None,
 ) -> Split:
-    encoded = spec.encode(frame)
-    table = build_text_table(encoded.strings, cfg.text, cache_dir, encoder)
-    return Split(TensorFrame.build(encoded, table), Targets.from_frame(frame))
+    return Split(tensor_frame(spec, cfg, frame, cache_dir, encoder), Targets.from_frame(frame))
 
 
 def load_training_data(

@@ -2,12 +2,19 @@
 
 `run` is the function behind the `train` stage (CLI, dvc, Airflow). Seeds are fixed and the
 global torch RNG is re-seeded at every epoch from (seed, epoch), so a run resumed from a
-checkpoint draws the same shuffles and dropout masks as an uninterrupted one.
+checkpoint draws the same shuffles and dropout masks as an uninterrupted one. Under `torchrun`
+the same `run` trains data-parallel (see `distributed.py`); only rank 0 writes.
+
+The best epoch is chosen on the validation split by `train.selection`: "normalized" sums each
+term's loss divided by the loss of predicting its training prior (normalized entropy), so the
+relevance MSE, several times larger than the click log loss, does not decide alone; "loss" sums
+the raw weighted terms.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import shutil
@@ -24,8 +31,17 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from mtlrec.config import ModelConfig, TrainConfig
-from mtlrec.model.losses import LossTally, LossWeighting, compute_losses
-from mtlrec.model.multitask import MultiTaskModel
+from mtlrec.model.inputs import ModelInputs
+from mtlrec.model.losses import (
+    LossTally,
+    LossWeighting,
+    Targets,
+    TermLoss,
+    auxiliary_terms,
+    compute_losses,
+    constant_losses,
+)
+from mtlrec.model.multitask import MultiTaskModel, TaskOutputs
 from mtlrec.model.predict import FORMAT_VERSION, save_model
 from mtlrec.model.tasks import LossTerm
 from mtlrec.model.text import build_text_encoder, encoder_id
@@ -45,6 +61,7 @@ from mtlrec.training.data import (
     ordered_batches,
     shuffled_batches,
 )
+from mtlrec.training.distributed import World, joined
 
 CURVE_FILE = "training_curve.csv"
 SUMMARY_FILE = "train_summary.json"
@@ -54,6 +71,8 @@ SUMMARY_FILE = "train_summary.json"
 MAX_THREADS = 4
 GRAD_CLIP_NORM = 5.0  # a rare batch with a huge ESMM loss must not wreck the embeddings
 EVAL_BATCH = 8192
+BIAS_LR_SCALE = 10.0  # the position-bias tower's rate, relative to `lr`
+SELECTION_COLUMNS = {"normalized": "valid_score", "loss": "valid_loss"}
 PROJECT_MARKERS = (".git", "dvc.yaml", "pyproject.toml", "params.yaml")
 
 
@@ -61,12 +80,49 @@ PROJECT_MARKERS = (".git", "dvc.yaml", "pyproject.toml", "params.yaml")
 class TrainResult:
     out_dir: Path
     best_epoch: int
-    best_valid_loss: float
+    best_valid_loss: float  # the selection value (`train.selection`) of the best epoch
     epochs_run: int
     stopped_early: bool
     resumed_from_epoch: int | None
     seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        rates = [row["samples_per_s"] for row in self.history if "samples_per_s" in row]
+        speed = f", {sum(rates) / len(rates):,.0f} samples/s" if rates else ""
+        stop = ", stopped early" if self.stopped_early else ""
+        resumed = self.resumed_from_epoch
+        resume = f", resumed after epoch {resumed}" if resumed is not None else ""
+        return (
+            f"trained {self.epochs_run} epochs in {self.seconds:.1f}s{speed}{stop}{resume}; "
+            f"best epoch {self.best_epoch} (valid {self.best_valid_loss:.4f}) -> {self.out_dir}"
+        )
+
+
+class Objective(nn.Module):
+    """Model + loss weighting as one module: the unit that DDP wraps and all-reduces."""
+
+    def __init__(
+        self, model: MultiTaskModel, weighting: LossWeighting, aux: tuple[LossTerm, ...]
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.weighting = weighting
+        self.aux = aux
+
+    def losses(self, outputs: TaskOutputs, targets: Targets) -> dict[LossTerm, TermLoss]:
+        return compute_losses(outputs, targets, self.model.tasks, self.aux)
+
+    def forward(
+        self, inputs: ModelInputs, targets: Targets
+    ) -> tuple[torch.Tensor, dict[LossTerm, TermLoss]]:
+        outputs = self.model(inputs)
+        losses = self.losses(outputs, targets)
+        # A zero term keeps every tower in the graph even when this batch (or this rank's share
+        # of it) has no row of some kind, so each step all-reduces the same gradients.
+        heads = (outputs.ctr_logit, outputs.cvr_logit, outputs.relevance)
+        anchor = sum(head.sum() for head in heads if head is not None) * 0.0
+        return self.weighting(losses) + anchor, losses
 
 
 @dataclass
@@ -76,22 +132,46 @@ class Session:
     model: MultiTaskModel
     weighting: LossWeighting
     trainable: nn.ModuleDict  # model + weighting: what checkpoints hold
+    objective: Objective
+    step: nn.Module  # the objective, wrapped in DDP under torchrun: what a training step calls
     optimizer: torch.optim.Optimizer
     data: TrainingData
     cfg: TrainConfig
+    world: World
+    references: dict[LossTerm, float]  # valid loss of the constant prior, per term
 
     @classmethod
-    def create(cls, model: MultiTaskModel, cfg: TrainConfig, data: TrainingData) -> Session:
-        terms: tuple[LossTerm, ...] = tuple(task.loss_term for task in model.tasks)
+    def create(
+        cls, model: MultiTaskModel, cfg: TrainConfig, data: TrainingData, world: World
+    ) -> Session:
+        aux = auxiliary_terms(model.tasks, cfg.loss_weights)
+        terms: tuple[LossTerm, ...] = (*(task.loss_term for task in model.tasks), *aux)
         weighting = LossWeighting(terms, cfg.loss_weighting, cfg.loss_weights)
+        bias = set(model.bias.parameters()) if model.bias is not None else set()
         groups = [
-            {"params": [p for p in model.parameters() if p.requires_grad]},
+            {"params": [p for p in model.parameters() if p.requires_grad and p not in bias]},
+            # A handful of scalars that must travel a logit or two: a faster rate, no decay.
+            {"params": list(bias), "weight_decay": 0.0, "lr_scale": BIAS_LR_SCALE},
             # Decay would pull the learned log-variances towards 0, i.e. towards equal weights.
             {"params": list(weighting.parameters()), "weight_decay": 0.0},
         ]
         optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
         trainable = nn.ModuleDict({"model": model, "loss_weighting": weighting})
-        return cls(model, weighting, trainable, optimizer, data, cfg)
+        objective = Objective(model, weighting, aux)
+        priors = data.train.targets.priors()
+        references = constant_losses(model.tasks, priors, data.valid.targets, aux)
+        return cls(
+            model=model,
+            weighting=weighting,
+            trainable=trainable,
+            objective=objective,
+            step=world.wrap(objective),
+            optimizer=optimizer,
+            data=data,
+            cfg=cfg,
+            world=world,
+            references=references,
+        )
 
 
 def thread_count() -> int:
@@ -114,43 +194,64 @@ def deterministic(seed: int) -> Iterator[None]:
         torch.set_num_threads(previous[1])
 
 
+def set_learning_rate(optimizer: torch.optim.Optimizer, cfg: TrainConfig, progress: float) -> None:
+    """The scheduled rate at `progress` (0 at the first step, 1 after the last epoch); a pure
+    function of the step, so a resumed run follows the same schedule with no scheduler state."""
+    scale = 1.0
+    if cfg.lr_schedule == "cosine":
+        scale = 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+    for group in optimizer.param_groups:
+        group["lr"] = cfg.lr * scale * group.get("lr_scale", 1.0)
+
+
 def _epoch_seed(seed: int, epoch: int) -> int:
     return seed * 100_003 + epoch
 
 
 def _train_epoch(session: Session, epoch: int) -> dict[str, float]:
     """One pass over the shuffled train split; mean batch loss and row-weighted term means."""
-    model, split = session.model, session.data.train
+    model, split, cfg, world = session.model, session.data.train, session.cfg, session.world
     model.train()
     tally, total, n_batches = LossTally(), 0.0, 0
+    steps = -(-len(split) // cfg.batch_size)  # batches per epoch
     # The bar's rate is samples/s; disable=None hides it when stderr is not a terminal.
     bar = tqdm(total=len(split), unit="sample", unit_scale=True, desc=f"epoch {epoch}",
-               disable=None, leave=False)  # fmt: skip
-    for rows in shuffled_batches(len(split), session.cfg.batch_size):
-        inputs, targets = split.batch(rows)
-        losses = compute_losses(model(inputs), targets, model.tasks)
-        loss = session.weighting(losses)
-        if loss.requires_grad:  # False only when no row of the batch has any configured label
-            session.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(session.trainable.parameters(), GRAD_CLIP_NORM)
-            session.optimizer.step()
+               disable=None if world.is_main else True, leave=False)  # fmt: skip
+    for step, rows in enumerate(shuffled_batches(len(split), cfg.batch_size)):
+        set_learning_rate(session.optimizer, cfg, (epoch - 1 + step / steps) / cfg.epochs)
+        loss, losses = session.step(*split.batch(world.shard(rows)))
+        session.optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # under DDP: gradients averaged over the ranks here
+        nn.utils.clip_grad_norm_(session.trainable.parameters(), GRAD_CLIP_NORM)
+        session.optimizer.step()
         tally.add(losses)
         total, n_batches = total + loss.item(), n_batches + 1
         bar.update(len(rows))
     bar.close()
-    means = {f"train_{term}": value for term, value in tally.means().items()}
+    return _epoch_means(world, tally, total, n_batches)
+
+
+def _epoch_means(world: World, tally: LossTally, total: float, n_batches: int) -> dict[str, float]:
+    """The epoch's train losses over every rank's rows."""
+    terms = sorted(tally.sums)
+    sums = world.sum(
+        [total, n_batches, *(tally.sums[t] for t in terms), *(tally.counts[t] for t in terms)]
+    )
+    total, n_batches, n_terms = sums[0], sums[1], len(terms)
+    means = {
+        f"train_{term}": sums[2 + i] / max(sums[2 + n_terms + i], 1) for i, term in enumerate(terms)
+    }
     return {"train_loss": total / max(n_batches, 1), **means}
 
 
 @torch.no_grad()
-def evaluate_losses(model: MultiTaskModel, split: Split) -> dict[str, float]:
+def evaluate_losses(objective: Objective, split: Split) -> dict[str, float]:
     """Row-weighted mean of each loss term over a whole split, in eval mode."""
-    model.eval()
+    objective.model.eval()
     tally = LossTally()
     for rows in ordered_batches(len(split), EVAL_BATCH):
         inputs, targets = split.batch(rows)
-        tally.add(compute_losses(model(inputs), targets, model.tasks))
+        tally.add(objective.losses(objective.model(inputs), targets))
     return tally.means()
 
 
@@ -159,11 +260,14 @@ def _run_epoch(session: Session, epoch: int) -> dict[str, float]:
     torch.manual_seed(_epoch_seed(session.cfg.seed, epoch))
     row: dict[str, float] = {"epoch": epoch, **_train_epoch(session, epoch)}
     seconds = time.perf_counter() - started
-    valid = evaluate_losses(session.model, session.data.valid)
+    valid = evaluate_losses(session.objective, session.data.valid)  # the same on every rank
     # Epochs are compared on a fixed scale (the static weights) even when the training weights
     # are learned, so early stopping does not chase the moving uncertainty weights.
-    static = session.weighting.static
+    static, references = session.weighting.static, session.references
     row["valid_loss"] = sum(static[term] * value for term, value in valid.items())
+    row["valid_score"] = sum(
+        static[term] * value / max(references[term], 1e-12) for term, value in valid.items()
+    )
     row.update({f"valid_{term}": value for term, value in valid.items()})
     row.update({f"weight_{term}": w for term, w in session.weighting.weights().items()})
     row.update({"train_seconds": seconds, "samples_per_s": len(session.data.train) / seconds})
@@ -182,14 +286,16 @@ def _fit(
         row = _run_epoch(session, state.epoch + 1)
         state.epoch += 1
         state.history.append(row)
-        if row["valid_loss"] < state.best_valid_loss:  # NaN never improves
-            state.best_epoch, state.best_valid_loss = state.epoch, row["valid_loss"]
+        value = row[SELECTION_COLUMNS[session.cfg.selection]]
+        if value < state.best_valid_loss:  # NaN never improves
+            state.best_epoch, state.best_valid_loss = state.epoch, value
             state.bad_epochs = 0
             best = _snapshot(session.trainable)
         else:
             state.bad_epochs += 1
             state.stopped_early = state.bad_epochs >= session.cfg.patience
-        save_checkpoint(root, state, session.trainable, best, session.optimizer)
+        if session.world.is_main:
+            save_checkpoint(root, state, session.trainable, best, session.optimizer)
     return state, best
 
 
@@ -212,8 +318,10 @@ def _resume_or_start(
     session: Session, root: Path, run_fingerprint: str
 ) -> tuple[TrainState, dict[str, torch.Tensor], int | None]:
     path = latest_checkpoint(root, run_fingerprint) if root.is_dir() else None
+    session.world.barrier()  # every rank has chosen before rank 0 deletes anything
     if path is None:
-        shutil.rmtree(root, ignore_errors=True)  # another run's checkpoints cannot be resumed
+        if session.world.is_main:  # another run's checkpoints cannot be resumed
+            shutil.rmtree(root, ignore_errors=True)
         return TrainState(run_fingerprint), _snapshot(session.trainable), None
     state, best = load_checkpoint(path, session.trainable, session.optimizer)
     return state, best, state.epoch
@@ -225,6 +333,7 @@ def _write_outputs(session: Session, state: TrainState, out_dir: Path, seconds: 
     best_row = next((r for r in state.history if r["epoch"] == state.best_epoch), {})
     summary = {
         "best_epoch": state.best_epoch,
+        "selection": session.cfg.selection,
         "best_valid_loss": state.best_valid_loss,
         "best_valid_terms": {k: v for k, v in best_row.items() if k.startswith("valid_")},
         "epochs_run": state.epoch,
@@ -236,6 +345,7 @@ def _write_outputs(session: Session, state: TrainState, out_dir: Path, seconds: 
         "n_train_rows": len(session.data.train),
         "n_valid_rows": len(session.data.valid),
         "threads": torch.get_num_threads(),
+        "processes": session.world.size,
         "seconds": seconds,
     }
     (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
@@ -259,25 +369,30 @@ def run(
     """Train on `data_dir/{train,valid}.parquet`, write the best epoch's model to `out_dir`.
 
     Checkpoints of an interrupted run with the same config and data are resumed; they are
-    removed after success unless `keep_checkpoints`.
+    removed after success unless `keep_checkpoints`. Under torchrun every rank runs this.
     """
     started = time.perf_counter()
     data_dir, out_dir, cache_dir = Path(data_dir), Path(out_dir), Path(cache_dir)
-    _clear_outputs(out_dir)
     root = out_dir / CHECKPOINT_DIR
-    with deterministic(train_cfg.seed):
+    with joined() as world, deterministic(train_cfg.seed):
+        if world.is_main:
+            _clear_outputs(out_dir)
         encoder = build_text_encoder(model_cfg.text) if model_cfg.text.finetune_layers else None
         data = load_training_data(model_cfg, data_dir, cache_dir, encoder)
         torch.manual_seed(train_cfg.seed)  # the model's init does not depend on data loading
-        session = Session.create(MultiTaskModel(model_cfg, data.spec, encoder), train_cfg, data)
+        model = MultiTaskModel(model_cfg, data.spec, encoder)
+        model.init_output_biases(data.train.targets.priors())
+        session = Session.create(model, train_cfg, data, world)
         fp = _run_fingerprint(model_cfg, train_cfg, data_dir)
         state, best, resumed_from = _resume_or_start(session, root, fp)
         state, best = _fit(session, state, best, root)
         session.trainable.load_state_dict(best)
         seconds = time.perf_counter() - started
-        _write_outputs(session, state, out_dir, seconds)
-    if not keep_checkpoints:
-        shutil.rmtree(root, ignore_errors=True)
+        if world.is_main:
+            _write_outputs(session, state, out_dir, seconds)
+            if not keep_checkpoints:
+                shutil.rmtree(root, ignore_errors=True)
+        world.barrier()  # no rank returns before the model is on disk
     return TrainResult(
         out_dir=out_dir,
         best_epoch=state.best_epoch,

@@ -1,207 +1,229 @@
 """The validation gate: every landing batch ends in exactly one place.
 
-A batch that passes its table's suite is copied to `validated/<table>/<batch>.parquet`; one that
-fails goes to `quarantine/<table>/<batch>/` with the original file and a `result.json` naming each
-failed expectation. Any failure raises ValidationFailed after all batches were checked, so the
-run stops before featurize: the online store and the champion model are never touched.
+Batches are checked table by table in contract order (users, items, impressions, judgments;
+foreign keys point backwards) and in date order within a table, each against:
+
+1. readability (an empty or corrupt file fails, it never crashes the run);
+2. the ingest ledger (the same content under another batch id is a duplicate);
+3. its table's suites in `gx/expectations/`, with suite parameters computed from the batches
+   accepted before it (known keys, and the reference for volume and drift checks).
+
+A passing batch goes to `validated/`, a failing one to `quarantine/` with its result (see
+`filing`). With `row_policy: split`, rows that break row-level expectations are quarantined with
+their reason and the rest goes on. Any quarantined batch raises ValidationFailed after all were
+checked, so the run stops before featurize: the online store and the champion are not touched.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
-from dataclasses import asdict, dataclass, field
+import io
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from mtlrec.config import ValidateConfig
-from mtlrec.validation.contract import ROW_KEYS, TABLES
-from mtlrec.validation.gx_context import open_context
+from mtlrec.validation.contract import ROW_INDEX, ROW_KEYS, TABLES
+from mtlrec.validation.filing import Verdict, file_batch
+from mtlrec.validation.gx_context import Suite, build_docs, docs_page, open_context, wire_suites
+from mtlrec.validation.ledger import Ledger, content_digest
+from mtlrec.validation.reference import (
+    KnownKeys,
+    TableReference,
+    batch_window,
+    time_parameters,
+)
+from mtlrec.validation.results import (
+    BatchOutcome,
+    Failure,
+    Status,
+    ValidationReport,
+    failures_from,
+    fold,
+)
 
-EXAMPLES_SHOWN = 3
+__all__ = ["BatchOutcome", "Failure", "ValidationFailed", "ValidationReport", "run"]
+LEDGER_NAME = "ingest_ledger.json"
 
 
 class ValidationFailed(RuntimeError):
     """At least one batch failed validation; the message names every cause."""
 
 
-@dataclass(frozen=True)
-class Failure:
-    expectation: str
-    column: str | None
-    detail: str
-    examples: list[str] = field(default_factory=list)
-
-    def describe(self) -> str:
-        where = f"({self.column})" if self.column else ""
-        shown = "; e.g. " + " | ".join(self.examples) if self.examples else ""
-        return f"{self.expectation}{where}: {self.detail}{shown}"
-
-
-@dataclass(frozen=True)
-class BatchOutcome:
-    table: str
-    batch_id: str
-    rows: int
-    failures: list[Failure]
-    destination: str
-
-    @property
-    def passed(self) -> bool:
-        return not self.failures
-
-
-@dataclass(frozen=True)
-class ValidationReport:
-    outcomes: list[BatchOutcome]
-    data_docs: str | None
-
-    @property
-    def failed(self) -> list[BatchOutcome]:
-        return [outcome for outcome in self.outcomes if not outcome.passed]
-
-    def message(self) -> str:
-        lines = [
-            f"validation failed: {len(self.failed)} of {len(self.outcomes)} batches quarantined"
-        ]
-        for outcome in self.failed:
-            lines.append(f"  {outcome.table}/{outcome.batch_id} -> {outcome.destination}")
-            lines.extend(f"    - {failure.describe()}" for failure in outcome.failures)
-        if self.data_docs:
-            lines.append(f"  data docs: {self.data_docs}")
-        return "\n".join(lines)
-
-
-@dataclass
-class _Known:
-    """Keys accepted so far in this run: the targets of referential-integrity checks."""
-
-    user_ids: set[int] = field(default_factory=set)
-    item_ids: set[int] = field(default_factory=set)
-    impression_ids: set[str] = field(default_factory=set)
-
-    def parameters(self) -> dict[str, Any]:
-        return {
-            "known_user_ids": sorted(self.user_ids),
-            "known_item_ids": sorted(self.item_ids),
-            "known_impression_ids": sorted(self.impression_ids),
-            "now": pd.Timestamp.now(tz="UTC").isoformat(),
-        }
-
-    def add(self, table: str, frame: pd.DataFrame) -> None:
-        column, target = {
-            "users": ("user_id", self.user_ids),
-            "items": ("item_id", self.item_ids),
-            "impressions": ("impression_id", self.impression_ids),
-        }.get(table, (None, None))
-        if column is not None:
-            target.update(frame[column].tolist())
-
-
 def run(
-    config: ValidateConfig, landing: Path, validated: Path, quarantine: Path, project_root: Path
+    config: ValidateConfig,
+    landing: Path,
+    validated: Path,
+    quarantine: Path,
+    project_root: Path,
+    *,
+    ledger: Path | None = None,
+    now: datetime | None = None,
 ) -> ValidationReport:
-    """Validate every landing batch; raise ValidationFailed if any was quarantined."""
+    """Validate every landing batch; raise ValidationFailed if any was quarantined.
+
+    `ledger` defaults to `ingest_ledger.json` beside the quarantine folder (both outlive the
+    validated folder, which DVC rebuilds each run); `now` bounds every timestamp.
+    """
     context = open_context(project_root)
-    known = _Known()
-    outcomes = []
-    for table in TABLES:
-        for batch_file in sorted((landing / table).glob("*.parquet")):
-            outcome, frame = _check(context, table, batch_file, known)
-            outcome = _file(outcome, batch_file, validated, quarantine)
-            if outcome.passed:
-                known.add(table, frame)
-            outcomes.append(outcome)
-    report = ValidationReport(outcomes=outcomes, data_docs=_build_docs(context))
+    batches = [(t, f) for t in TABLES for f in sorted((landing / t).glob("*.parquet"))]
+    landed = {f"{table}/{file.stem}" for table, file in batches}
+    gate = _Gate(
+        config=config,
+        context=context,
+        suites=wire_suites(context),
+        ledger=Ledger.load(ledger or quarantine.parent / LEDGER_NAME, landed),
+        now=now or datetime.now(UTC),
+    )
+    outcomes = [gate.check(table, file, validated, quarantine) for table, file in batches]
+    gate.ledger.save()
+    report = ValidationReport(outcomes, build_docs(context, gate.result_ids, config.keep_results))
     if report.failed:
         raise ValidationFailed(report.message())
     return report
 
 
-def _check(
-    context: Any, table: str, batch_file: Path, known: _Known
-) -> tuple[BatchOutcome, pd.DataFrame]:
-    batch_id = batch_file.stem
-    try:
-        frame = pd.read_parquet(batch_file)
-    except Exception as error:  # any unreadable file is a failed batch, never a crash
-        failure = Failure("readable_parquet", None, f"cannot read {batch_file.name}: {error}")
-        return BatchOutcome(table, batch_id, 0, [failure], ""), pd.DataFrame()
-    result = context.checkpoints.get(table).run(
-        batch_parameters={"dataframe": frame},
-        expectation_parameters=known.parameters(),
-        run_id=_run_id(table, batch_id),
+@dataclass
+class _Gate:
+    """One run's state: what was accepted so far is the reference for what comes next."""
+
+    config: ValidateConfig
+    context: Any
+    suites: dict[str, list[Suite]]
+    ledger: Ledger
+    now: datetime
+    known: KnownKeys = field(default_factory=KnownKeys)
+    references: dict[str, TableReference] = field(
+        default_factory=lambda: {table: TableReference() for table in TABLES}
     )
-    failures = [
-        _failure(item, ROW_KEYS[table])
-        for validation in result.run_results.values()
-        for item in validation.results
-        if not item.success
-    ]
-    return BatchOutcome(table, batch_id, len(frame), failures, ""), frame
+    result_ids: list[Any] = field(default_factory=list)
 
-
-def _run_id(table: str, batch_id: str) -> Any:
-    from great_expectations.core.run_identifier import RunIdentifier
-
-    return RunIdentifier(run_name=f"{table}-{batch_id}")
-
-
-def _failure(item: Any, keys: list[str]) -> Failure:
-    config = item.expectation_config
-    column = config.kwargs.get("column") or config.kwargs.get("column_A")
-    if item.exception_info and item.exception_info.get("raised_exception"):
-        message = item.exception_info.get("exception_message") or "raised an exception"
-        return Failure(config.type, column, f"could not be evaluated: {message}")
-    result = item.result or {}
-    if "unexpected_count" in result:
-        detail = (
-            f"{result['unexpected_count']} of {result.get('element_count', '?')} rows unexpected"
+    def check(self, table: str, source: Path, validated: Path, quarantine: Path) -> BatchOutcome:
+        verdict, frame = self._judge(table, source)
+        destination = file_batch(verdict, frame, validated, quarantine)
+        rejected = len(frame)
+        if verdict.status != "quarantined":
+            good = frame.drop(index=verdict.bad_rows.index) if verdict.status == "split" else frame
+            self._accept(verdict, good)
+            rejected = len(frame) - len(good)
+        return BatchOutcome(
+            table=table,
+            batch_id=verdict.batch_id,
+            rows=len(frame),
+            failures=verdict.failures,
+            destination=destination,
+            status=verdict.status,
+            rejected_rows=rejected,
+            notes=verdict.notes,
         )
-        examples = [_example(row, keys) for row in (result.get("unexpected_index_list") or [])]
-        return Failure(config.type, column, detail, examples[:EXAMPLES_SHOWN])
-    return Failure(config.type, column, f"observed {result.get('observed_value')!r}")
+
+    def _accept(self, verdict: Verdict, good: pd.DataFrame) -> None:
+        self.known.add(verdict.table, good)
+        self.references[verdict.table].add(good)
+        key = f"{verdict.table}/{verdict.batch_id}"
+        self.ledger.accept(key, verdict.digest or "", len(good))
+
+    def _judge(self, table: str, source: Path) -> tuple[Verdict, pd.DataFrame]:
+        def reject(failure: Failure, digest: str | None = None) -> Verdict:
+            return Verdict(table, source.stem, source, digest, "quarantined", [failure], [])
+
+        frame, raw, unreadable = _read(source)
+        if unreadable:
+            return reject(unreadable), frame
+        digest = content_digest(frame, raw)
+        duplicate = self.ledger.duplicate_of(f"{table}/{source.stem}", digest)
+        if duplicate:
+            failure = Failure("unique_content", None, f"same rows as {duplicate}")
+            return reject(failure, digest), frame
+        window = batch_window(source.stem)
+        if window is None:
+            detail = f"{source.stem!r} is not a date (YYYY-MM-DD), the day its rows must fall in"
+            return reject(Failure("batch_id_is_date", None, detail), digest), frame
+        return self._verdict(table, source, digest, frame, window), frame
+
+    def _verdict(
+        self, table: str, source: Path, digest: str, frame: pd.DataFrame, window: dict[str, str]
+    ) -> Verdict:
+        results, notes, pages = self._validate(table, source.stem, frame, window)
+        found = failures_from(results, frame, ROW_KEYS[table])
+        status, bad_rows, extra = _row_policy(self.config, found, len(frame))
+        return Verdict(
+            table=table,
+            batch_id=source.stem,
+            source=source,
+            digest=digest,
+            status=status,
+            failures=fold(found, list(frame.columns)) + extra,
+            notes=notes,
+            bad_rows=bad_rows,
+            gx_results=[result.to_json_dict() for result in results] if found else None,
+            docs_pages=pages,
+        )
+
+    def _validate(
+        self, table: str, batch_id: str, frame: pd.DataFrame, window: dict[str, str]
+    ) -> tuple[list[Any], list[str], list[str]]:
+        """Run every suite of the table that can run; note the ones that cannot yet."""
+        from great_expectations.core.run_identifier import RunIdentifier
+
+        reference = self.references[table]
+        shared = {**time_parameters(self.now), **window, **self.known.parameters(frame)}
+        run_id = RunIdentifier(run_name=f"{table}-{batch_id}", run_time=self.now)
+        results, notes, pages = [], [], []
+        for suite in self.suites[table]:
+            if suite.needs_reference and reference.empty:
+                notes.append(f"{suite.name} skipped: no earlier accepted {table} batch to compare")
+                continue
+            extra = reference.parameters(self.config, len(frame)) if suite.needs_reference else {}
+            outcome = self.context.checkpoints.get(suite.name).run(
+                batch_parameters={"dataframe": frame},
+                expectation_parameters={**shared, **extra},
+                run_id=run_id,
+            )
+            for result_id, result in outcome.run_results.items():
+                self.result_ids.append(result_id)
+                results.append(result)
+                pages.append(docs_page(self.context, result_id))
+        return results, notes, [page for page in pages if page]
 
 
-def _example(row: Any, keys: list[str]) -> str:
-    if not isinstance(row, dict):
-        return f"row {row}"
-    key = ", ".join(f"{name}={row.get(name)}" for name in keys if name in row)
-    rest = ", ".join(f"{name}={value}" for name, value in row.items() if name not in keys)
-    return f"{key}: {rest}" if rest else key
+def _read(source: Path) -> tuple[pd.DataFrame, bytes, Failure | None]:
+    """The batch with its file row as the named index, or why it cannot be read."""
+    raw = source.read_bytes()
+    if not raw:
+        return pd.DataFrame(), raw, Failure("readable_parquet", None, "the file is empty (0 bytes)")
+    try:
+        frame = pd.read_parquet(io.BytesIO(raw))
+    except Exception as error:  # any unreadable file is a failed batch, never a crash
+        detail = f"cannot read {source.name}: {error}"
+        return pd.DataFrame(), raw, Failure("readable_parquet", None, detail)
+    if not isinstance(frame.index, pd.RangeIndex) or frame.index.name is not None:
+        frame = frame.reset_index()  # an index stored in the file is data like any column
+    return frame.reset_index(drop=True).rename_axis(ROW_INDEX), raw, None
 
 
-def _file(
-    outcome: BatchOutcome, batch_file: Path, validated: Path, quarantine: Path
-) -> BatchOutcome:
-    """Put the batch in exactly one place: validated/ if it passed, else quarantine/."""
-    held = quarantine / outcome.table / outcome.batch_id
-    accepted = validated / outcome.table / batch_file.name
-    if outcome.passed:
-        accepted.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(batch_file, accepted)
-        shutil.rmtree(held, ignore_errors=True)  # a fixed batch leaves quarantine
-        return BatchOutcome(**{**asdict(outcome), "destination": str(accepted)})
-    accepted.unlink(missing_ok=True)
-    held.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(batch_file, held / batch_file.name)
-    summary = {
-        "table": outcome.table,
-        "batch_id": outcome.batch_id,
-        "source": str(batch_file),
-        "rows": outcome.rows,
-        "failures": [asdict(failure) for failure in outcome.failures],
-    }
-    (held / "result.json").write_text(json.dumps(summary, indent=2, default=str))
-    failures = [Failure(**failure) for failure in summary["failures"]]
-    return BatchOutcome(outcome.table, outcome.batch_id, outcome.rows, failures, str(held))
+def _row_policy(
+    config: ValidateConfig, found: list[Failure], rows: int
+) -> tuple[Status, pd.Series | None, list[Failure]]:
+    """passed, split (with each bad row's reason) or quarantined."""
+    if not found:
+        return "passed", None, []
+    if config.row_policy == "fail" or not all(failure.row_level for failure in found):
+        return "quarantined", None, []
+    labels = [(row, _label(failure)) for failure in found for row in failure.rows]
+    reasons = pd.DataFrame(labels, columns=[ROW_INDEX, "reason"]).groupby(ROW_INDEX)["reason"]
+    bad_rows = reasons.agg(lambda r: "; ".join(dict.fromkeys(r))).rename("reason")
+    if len(bad_rows) > config.split_max_share * rows:
+        detail = (
+            f"{len(bad_rows)} of {rows} rows broke row-level rules, more than split_max_share "
+            f"{config.split_max_share:g}: a broken source, not a few bad rows"
+        )
+        return "quarantined", None, [Failure("row_policy_split", None, detail)]
+    return "split", bad_rows, []
 
 
-def _build_docs(context: Any) -> str | None:
-    context.build_data_docs()
-    sites = context.get_docs_sites_urls()
-    if not sites:
-        return None
-    return str(Path(sites[0]["site_url"].removeprefix("file://")).resolve())
+def _label(failure: Failure) -> str:
+    where = f"({failure.column})" if failure.column else ""
+    return f"{failure.expectation}{where}" + (f" [{failure.rule}]" if failure.rule else "")

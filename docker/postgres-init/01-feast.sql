@@ -1,0 +1,2 @@
+-- Feast's SQL registry (production profile) gets its own database beside Airflow's.
+CREATE DATABASE feast OWNER airflow;

@@ -1,0 +1,82 @@
+"""Request-time features: how well the search query matches the item, computed per request.
+
+An on-demand view has no table and no TTL of its own: its inputs are the `query` sent with the
+request (training: a column of the entity dataframe) and the item profile as of that moment,
+so it is exactly as fresh as item_profile (PROFILE_TTL). A feed impression has no query; every
+feature is then 0.
+"""
+
+import pandas as pd
+from data_sources import search_request
+from feast import Field
+from feast.on_demand_feature_view import on_demand_feature_view
+from feast.types import Float32, Int64
+
+from features.item import item_profile
+
+
+# Feast 0.67 cannot keep a description or tags on an on-demand view's fields: `feast apply`
+# compares them with the fields it infers by running the function, which have neither, and
+# fails (feast-dev/feast#3617, closed as won't fix). The `kind` of every field therefore sits on
+# the view's tags and the field descriptions in the view's description.
+@on_demand_feature_view(
+    sources=[item_profile[["title", "category", "brand"]], search_request],
+    schema=[
+        Field(name="title_jaccard", dtype=Float32),
+        Field(name="query_coverage", dtype=Float32),
+        Field(name="category_in_query", dtype=Int64),
+        Field(name="brand_in_query", dtype=Int64),
+    ],
+    mode="pandas",
+    description=(
+        "Lexical match of the search query with the item, all 0 without a query: "
+        "title_jaccard = Jaccard overlap of query and title word sets; "
+        "query_coverage = share of query words found in the title; "
+        "category_in_query, brand_in_query = 1 if the item's category (brand) is a phrase "
+        "of the query."
+    ),
+    tags={"owner": "recsys-data", "domain": "query_item", "kind": "numeric"},
+)
+def query_item_match(inputs: pd.DataFrame) -> pd.DataFrame:
+    # Self-contained on purpose: Feast serializes this function into the registry, and the
+    # serving process that runs it does not import this module.
+    import re
+
+    import pandas as pd
+
+    def words(text: object) -> list[str]:
+        return re.findall(r"[a-z0-9]+", text.lower()) if isinstance(text, str) else []
+
+    def phrase_in(phrase: object, query: list[str]) -> int:
+        tokens = words(phrase)
+        padded = f" {' '.join(query)} "
+        return int(bool(tokens) and tokens != ["unknown"] and f" {' '.join(tokens)} " in padded)
+
+    rows = []
+    for query, title, category, brand in zip(
+        inputs["query"], inputs["title"], inputs["category"], inputs["brand"], strict=True
+    ):
+        query_words, title_words = words(query), set(words(title))
+        shared = len(set(query_words) & title_words)
+        union = len(set(query_words) | title_words)
+        rows.append(
+            (
+                shared / union if query_words and union else 0.0,
+                shared / len(set(query_words)) if query_words else 0.0,
+                phrase_in(category, query_words),
+                phrase_in(brand, query_words),
+            )
+        )
+    out = pd.DataFrame(
+        rows,
+        columns=["title_jaccard", "query_coverage", "category_in_query", "brand_in_query"],
+        index=inputs.index,
+    )
+    return out.astype(
+        {
+            "title_jaccard": "float32",
+            "query_coverage": "float32",
+            "category_in_query": "int64",
+            "brand_in_query": "int64",
+        }
+    )

@@ -1,0 +1,113 @@
+"""Word-level query-text matching by kernel pooling (K-NRM).
+
+Xiong, Dai, Callan, Liu, Power, "End-to-End Neural Ad-hoc Ranking with Kernel Pooling", SIGIR 2017:
+the cosine similarity of every query word with every word of the other text (the translation
+matrix), pooled by RBF kernels into soft match counts: an exact-match kernel (a brand, a color, a
+product noun named in the query and present in the title) and softer ones (synonyms: "couch" and
+"sofa"). A sentence embedding blurs exactly these word-level facts that make an item relevant.
+
+Words are embedded by the frozen sentence encoder, each distinct word once, through the same
+on-disk cache as the texts; the kernels are fixed, so the features are a fixed function of the two
+strings, computed once per distinct pair. A null query or text gives zeros.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from mtlrec.config import TextConfig
+from mtlrec.model.text import embed_texts
+
+# (mu, sigma) of each kernel: exact match first, then softer similarity levels.
+KERNELS: tuple[tuple[float, float], ...] = (
+    (1.0, 1e-3),
+    (0.9, 0.1),
+    (0.7, 0.1),
+    (0.5, 0.1),
+    (0.3, 0.1),
+    (0.1, 0.1),
+)
+MAX_WORDS = 24  # words kept per text; titles and queries are shorter
+PAIR_CHUNK = 4096  # pairs per vectorised block: bounds memory at (chunk, words, words, kernels)
+_WORD = re.compile(r"[a-z0-9]+(?:[.-][a-z0-9]+)*")
+
+
+def words(text: str) -> list[str]:
+    """Lowercase word tokens ("5.3", "7-1/4" and "usb-c" stay whole), at most MAX_WORDS."""
+    return _WORD.findall(text.lower())[:MAX_WORDS]
+
+
+def n_match_features(n_texts: int, query_index: int | None) -> int:
+    """Width of the match block: one kernel vector per text other than the query."""
+    return 0 if query_index is None else (n_texts - 1) * len(KERNELS)
+
+
+def _word_table(strings: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """(S, MAX_WORDS) word ids per string (-1 pads), and the vocabulary."""
+    vocabulary: dict[str, int] = {}
+    table = np.full((len(strings), MAX_WORDS), -1, dtype=np.int64)
+    for row, text in enumerate(strings):
+        ids = [vocabulary.setdefault(word, len(vocabulary)) for word in words(text)]
+        table[row, : len(ids)] = ids
+    return table, list(vocabulary)
+
+
+def _kernel_pool(
+    similarity: np.ndarray, query_mask: np.ndarray, text_mask: np.ndarray
+) -> np.ndarray:
+    """(P, Lq, Lt) similarities -> (P, K): per kernel, the mean over query words of
+    log1p(soft count of matching text words)."""
+    mu = np.array([m for m, _ in KERNELS], dtype=np.float32)
+    sigma = np.array([s for _, s in KERNELS], dtype=np.float32)
+    z = (similarity[..., None] - mu) / sigma  # (P, Lq, Lt, K)
+    soft = np.exp(-0.5 * z * z) * text_mask[:, None, :, None]  # (P, Lq, Lt, K)
+    per_word = np.log1p(soft.sum(axis=2)) * query_mask[..., None]  # (P, Lq, K)
+    return per_word.sum(axis=1) / np.maximum(query_mask.sum(axis=1, keepdims=True), 1)
+
+
+def _pair_features(
+    similarity: np.ndarray, query_words: np.ndarray, text_words: np.ndarray
+) -> np.ndarray:
+    """(P, K) kernel features of P (query, text) pairs given their padded word ids."""
+    out = np.zeros((len(query_words), len(KERNELS)), dtype=np.float32)
+    for start in range(0, len(query_words), PAIR_CHUNK):
+        q = query_words[start : start + PAIR_CHUNK]  # (p, Lq)
+        t = text_words[start : start + PAIR_CHUNK]  # (p, Lt)
+        sims = similarity[np.maximum(q, 0)[:, :, None], np.maximum(t, 0)[:, None, :]]  # (p, Lq, Lt)
+        out[start : start + PAIR_CHUNK] = _kernel_pool(sims, q >= 0, (t >= 0).astype(np.float32))
+    return out
+
+
+def word_match(
+    strings: Sequence[str],
+    text_codes: np.ndarray,
+    query_index: int | None,
+    cfg: TextConfig,
+    cache_dir: Path,
+) -> np.ndarray:
+    """(N, n_match_features) kernel features of the query against every other text column.
+
+    `strings` and `text_codes` (N, T) are those of an encoded frame (string 0 is the null text).
+    """
+    n_rows, n_texts = text_codes.shape
+    if query_index is None or n_texts < 2:
+        return np.zeros((n_rows, 0), dtype=np.float32)
+    table, vocabulary = _word_table(strings)
+    if not vocabulary:
+        return np.zeros((n_rows, n_match_features(n_texts, query_index)), dtype=np.float32)
+    # The frozen base encoder embeds the words, also when the model fine-tunes its own copy:
+    # the features must not move with the weights being trained.
+    vectors = embed_texts(vocabulary, cfg.model_copy(update={"finetune_layers": 0}), cache_dir)
+    similarity = vectors @ vectors.T  # (V, V) cosine: the vectors are unit norm
+    parts = []
+    for other in (t for t in range(n_texts) if t != query_index):
+        pairs = text_codes[:, [query_index, other]]  # (N, 2)
+        distinct, index = np.unique(pairs, axis=0, return_inverse=True)  # (P, 2), (N,)
+        features = _pair_features(similarity, table[distinct[:, 0]], table[distinct[:, 1]])
+        features[(distinct == 0).any(axis=1)] = 0.0  # a null query or text matches nothing
+        parts.append(features[index.reshape(-1)])  # (N, K)
+    return np.concatenate(parts, axis=1)

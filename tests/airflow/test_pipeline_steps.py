@@ -1,0 +1,156 @@
+"""The helpers the DAG tasks call in `mtlrec.pipeline`, on tiny inline fixtures."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mtlrec import pipeline
+from mtlrec.config import ConfigError
+from tests.conftest import REPO
+
+NOW = datetime(2026, 3, 10, 12, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "run_id",
+    [
+        "manual__2026-11-25T21:00:12.856855+00:00",
+        "asset_triggered__2026-01-02T03:04:05+00:00",
+        "scheduled__2026-01-02T00:00:00+00:00",
+        "my run/with..odd@{chars}",
+    ],
+)
+def test_experiment_names_are_valid_git_refs(run_id: str) -> None:
+    name = pipeline.experiment_name(run_id)
+    check = subprocess.run(["git", "check-ref-format", f"refs/exps/ab/cd/{name}"])
+    assert check.returncode == 0, name
+    assert name and set(name) <= set(
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
+    )
+
+
+def test_experiment_names_keep_the_run_apart() -> None:
+    first = pipeline.experiment_name("manual__2026-11-25T21:00:12.856855+00:00")
+    second = pipeline.experiment_name("manual__2026-11-25T21:00:13.000001+00:00")
+    assert first == "manual__2026-11-25T21-00-12-856855-00-00"
+    assert first != second
+
+
+def test_empty_date_window_is_a_full_load_up_to_now() -> None:
+    assert pipeline.materialize_window(None, None, now=NOW) == (pipeline.FULL_LOAD_START, NOW)
+
+
+def test_date_window_covers_whole_days_and_never_passes_now() -> None:
+    start, end = pipeline.materialize_window("2026-01-02", "2026-01-05", now=NOW)
+    assert start == datetime(2026, 1, 2, tzinfo=UTC)
+    assert end == datetime(2026, 1, 6, tzinfo=UTC)
+    _, capped = pipeline.materialize_window(date(2026, 3, 1), date(2026, 3, 10), now=NOW)
+    assert capped == NOW
+
+
+def test_backwards_date_window_fails() -> None:
+    with pytest.raises(ValueError, match="empty date window"):
+        pipeline.materialize_window("2026-01-05", "2026-01-02", now=NOW)
+
+
+def test_incremental_window_reaches_back_by_the_overlap() -> None:
+    interval = (datetime(2026, 1, 4, 1, tzinfo=UTC), datetime(2026, 1, 4, 2, tzinfo=UTC))
+    start, end = pipeline.incremental_window(*interval, timedelta(hours=2), now=NOW)
+    assert (start, end) == (datetime(2026, 1, 3, 23, tzinfo=UTC), interval[1])
+    late = pipeline.incremental_window(
+        NOW - timedelta(hours=1), NOW + timedelta(hours=1), timedelta(0), now=NOW
+    )
+    assert late[1] == NOW  # Feast must never record a future end
+
+
+@pytest.fixture
+def params_project(tmp_path: Path) -> Path:
+    shutil.copy2(REPO / "params.yaml", tmp_path / "params.yaml")
+    return tmp_path
+
+
+def test_set_params_writes_the_form_and_keeps_comments(params_project: Path) -> None:
+    form = {"bottom": "mmoe", "epochs": 3, "loss_weighting": "uncertainty", "force_promote": True}
+    written = pipeline.set_params(params_project, {**form, "window_start": None})
+    assert written == {
+        "model.bottom": "mmoe",
+        "train.epochs": 3,
+        "train.loss_weighting": "uncertainty",
+        "gate.force_promote": True,
+    }
+    text = (params_project / "params.yaml").read_text()
+    raw = yaml.safe_load(text)
+    assert raw["model"]["bottom"] == "mmoe" and raw["train"]["epochs"] == 3
+    assert raw["gate"]["force_promote"] is True
+    assert "# shared_bottom | mmoe | ple" in text  # DVC's editor keeps the comments
+
+
+def test_set_params_leaves_an_unchanged_file_alone(params_project: Path) -> None:
+    before = (params_project / "params.yaml").read_bytes()
+    raw = yaml.safe_load(before)
+    pipeline.set_params(params_project, {"bottom": raw["model"]["bottom"]})
+    assert (params_project / "params.yaml").read_bytes() == before
+
+
+@pytest.mark.parametrize("form", [{"bottom": "transformer"}, {"epochs": 0}])
+def test_bad_form_values_fail_and_change_nothing(params_project: Path, form: dict) -> None:
+    before = (params_project / "params.yaml").read_bytes()
+    with pytest.raises(ConfigError, match="rejected"):
+        pipeline.set_params(params_project, form)
+    assert (params_project / "params.yaml").read_bytes() == before
+
+
+def _batch(path: Path, content: bytes = b"parquet") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    return path
+
+
+def test_pending_batches_are_the_unfiled_ones(tmp_path: Path) -> None:
+    landing = tmp_path / "data" / "landing"
+    filed = _batch(landing / "users" / "2026-01-01.parquet")
+    shutil.copy2(filed, _batch(tmp_path / "data" / "validated" / "users" / filed.name))
+    rejected = _batch(landing / "impressions" / "2026-01-01.parquet")
+    verdict = _batch(
+        tmp_path / "data" / "quarantine" / "impressions" / "2026-01-01" / "result.json"
+    )
+    os.utime(rejected, (1_000_000, 1_000_000))  # the verdict is newer than the batch
+    _batch(landing / "impressions" / "2026-01-02.parquet")
+    assert verdict.is_file()
+    assert pipeline.pending_batches(tmp_path) == ["impressions/2026-01-02.parquet"]
+    _batch(filed, b"a corrected batch")  # re-landed: validation must look again
+    assert "users/2026-01-01.parquet" in pipeline.pending_batches(tmp_path)
+
+
+def test_uncached_outputs_include_the_metrics() -> None:
+    outputs = pipeline.uncached_outputs(REPO)
+    assert {"metrics/challenger.json", "metrics/gate.json"} <= set(outputs)
+
+
+def _register(registry: Path, version: str, run_id: str | None) -> None:
+    _batch(registry / version / "metadata.json", json.dumps({"run_id": run_id}).encode())
+
+
+def test_registry_lookups_by_run(tmp_path: Path) -> None:
+    registry = tmp_path / "models" / "registry"
+    assert pipeline.production(tmp_path) is None
+    _register(registry, "v1", "manual__a")
+    _register(registry, "v2", "manual__b")
+    (registry / "production.json").write_text(json.dumps({"version": "v2", "history": []}))
+    assert pipeline.version_of_run(registry, "manual__b") == "v2"
+    assert pipeline.version_of_run(registry, "manual__c") is None
+    assert pipeline.production(tmp_path) == {"version": "v2", "run_id": "manual__b"}
+
+
+def test_record_run_needs_a_git_commit(tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    with pytest.raises(RuntimeError, match="no git commit"):
+        pipeline.record_run(tmp_path, "manual__x", ["train"])

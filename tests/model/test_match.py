@@ -1,0 +1,40 @@
+"""Word-level query-title match features (K-NRM kernel pooling)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mtlrec.config import TextConfig
+from mtlrec.model import match
+from mtlrec.model.match import KERNELS, n_match_features, word_match, words
+
+TINY = TextConfig(encoder="tiny", max_length=16)
+
+
+def test_words_keep_model_numbers_whole() -> None:
+    assert words("Anker Bluetooth 5.3 Headphones, USB-C") == [
+        "anker", "bluetooth", "5.3", "headphones", "usb-c",
+    ]  # fmt: skip
+    assert words("") == [] and len(words("a " * 100)) == match.MAX_WORDS
+
+
+def test_exact_match_kernel_counts_shared_words(tmp_path: Path) -> None:
+    strings = ["", "red mug", "Red Mug, Ceramic", "blue lamp", "red lamp"]
+    codes = np.array([[1, 2], [1, 3], [1, 4], [0, 2], [1, 0]])  # (query, title) per row
+    features = word_match(strings, codes, 0, TINY, tmp_path)
+    assert features.shape == (5, n_match_features(2, 0)) == (5, len(KERNELS))
+    exact = features[:, 0]
+    # Both query words found: log1p(1) each; one of two: half of that; none: 0.
+    assert exact[0] == pytest.approx(np.log(2.0), abs=1e-3)
+    assert exact[2] == pytest.approx(np.log(2.0) / 2, abs=1e-3)
+    assert exact[1] == pytest.approx(0.0, abs=1e-3)
+    assert not features[3:].any()  # a null query or a null title matches nothing
+
+
+def test_same_pair_same_features_and_no_query_column(tmp_path: Path) -> None:
+    strings = ["", "red mug", "red mug ceramic"]
+    codes = np.array([[1, 2], [1, 2]])
+    features = word_match(strings, codes, 0, TINY, tmp_path)
+    np.testing.assert_array_equal(features[0], features[1])
+    assert word_match(strings, codes, None, TINY, tmp_path).shape == (2, 0)
