@@ -80,3 +80,11 @@ def tool_env() -> dict[str, str]:
     """Environment for child processes: this venv's tools first on PATH."""
     bin_dir = str(Path(sys.executable).parent)
     return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def unavailable(reason: str) -> None:
+    """A service or browser a test needs is missing: fail under CI (everything must run
+    there), skip with the reason on a developer's machine."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI runs this for real: {reason}")
+    pytest.skip(reason)

@@ -8,7 +8,6 @@ fail in CI (CI=true) when those are missing, and are skipped with the reason els
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, copy_project, tool_env
+from tests.conftest import REPO, copy_project, tool_env, unavailable
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -73,13 +72,6 @@ def dag_test(env: dict[str, str], dag_id: str, conf: dict | None = None, **optio
     return result
 
 
-def missing(reason: str) -> None:
-    """Fail in CI, where everything must run; skip with the reason elsewhere."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI runs this for real: {reason}")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="session")
 def servers() -> None:
     """PostgreSQL and Redis on 127.0.0.1, reachable."""
@@ -90,7 +82,7 @@ def servers() -> None:
         psycopg.connect(POSTGRES_ADMIN, connect_timeout=3).close()
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
     except (psycopg.Error, redis.RedisError) as error:
-        missing(f"PostgreSQL/Redis at 127.0.0.1 unreachable: {error}")
+        unavailable(f"PostgreSQL/Redis at 127.0.0.1 unreachable: {error}")
 
 
 @pytest.fixture
@@ -111,4 +103,6 @@ def postgres_database(servers: None) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def chromium() -> None:
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        missing(f"{CHROMIUM} or {CHROMEDRIVER} missing: scripts/ensure_test_deps.sh installs them")
+        unavailable(
+            f"{CHROMIUM} or {CHROMEDRIVER} missing: scripts/ensure_test_deps.sh installs them"
+        )
