@@ -244,8 +244,19 @@ def test_rerun_replaces_every_earlier_batch(tmp_path: Path) -> None:
 
 
 def test_click_and_purchase_rates_are_plausible(medium: Output) -> None:
-    assert 0.01 <= medium.summary.ctr <= 0.10
-    assert 0.02 <= medium.summary.cvr <= 0.20
+    assert 0.02 <= medium.summary.ctr <= 0.15
+    assert 0.05 <= medium.summary.cvr <= 0.30
+
+
+def test_item_quality_follows_what_the_catalogue_shows() -> None:
+    # Learnable by design: brand, feature and material explain most of an item's quality, so a
+    # model can reach the oracle from the catalogue and the clicks.
+    items = simulate._make_items(np.random.default_rng(0), 2000, 0)
+    columns = [items.brand + 1, items.modifiers[:, 0], items.modifiers[:, 1]]
+    design = np.concatenate([np.eye(c.max() + 1)[c] for c in columns], axis=1)
+    fitted = design @ np.linalg.lstsq(design, items.quality, rcond=None)[0]
+    explained = 1 - np.var(items.quality - fitted) / np.var(items.quality)
+    assert explained > 0.8
 
 
 def test_top_positions_are_clicked_more(medium_impressions: pd.DataFrame) -> None:
@@ -266,7 +277,7 @@ def test_click_and_purchase_are_related_but_different(medium_impressions: pd.Dat
     correlation = np.corrcoef(logit(p_click), logit(p_buy))[0, 1]
     assert 0.1 < correlation < 0.9
     # The truth explains the labels: clicked rows had a higher click probability.
-    assert p_click[medium_impressions.click == 1].mean() > 2 * p_click.mean()
+    assert p_click[medium_impressions.click == 1].mean() > 1.5 * p_click.mean()
 
 
 def test_a_few_users_make_much_of_the_traffic(medium_impressions: pd.DataFrame) -> None:
