@@ -123,6 +123,9 @@ class TextConfig(_Section):
     # Word-level query-text match features (K-NRM kernel pooling over the encoder's word
     # embeddings) beside the sentence embeddings.
     word_match: bool = False
+    # Per query term kernel counts, weighed by a gate on the term's embedding (DRMM term gating):
+    # which query word went unmatched, not only how many.
+    term_gating: bool = False
 
 
 class ModelConfig(_Section):
@@ -130,6 +133,10 @@ class ModelConfig(_Section):
     tasks: tuple[TaskName, ...] = ("ctr", "cvr", "relevance")
     embedding_dim: int = Field(default=16, gt=0)
     hash_buckets: int = Field(default=20_000, gt=0)
+    # Embed the schema's raw ids (user_id, item_id) into hashed buckets. Off where behaviour
+    # follows attributes the model sees: an id embedding then mostly memorises each user's few
+    # purchases (the cvr heads overfit from the second epoch; see README "Model").
+    id_embeddings: bool = True
     text_dim: int = Field(default=32, gt=0)
     bottom_dims: tuple[int, ...] = (128, 64)
     n_experts: int = Field(default=4, gt=0)

@@ -38,3 +38,23 @@ def test_same_pair_same_features_and_no_query_column(tmp_path: Path) -> None:
     features = word_match(strings, codes, 0, TINY, tmp_path)
     np.testing.assert_array_equal(features[0], features[1])
     assert word_match(strings, codes, None, TINY, tmp_path).shape == (2, 0)
+
+
+def test_term_match_says_which_query_word_went_unmatched(tmp_path: Path) -> None:
+    strings = ["", "bosch drill", "Makita Cordless Drill", "Bosch Drill Kit"]
+    codes = np.array([[1, 2], [1, 3], [0, 2], [1, 3]])  # (query, title) per row
+    terms = match.term_match(strings, codes, 0, TINY, tmp_path)
+    assert terms is not None
+    rows = terms.index  # rows 1 and 3 are the same pair
+    assert rows[1] == rows[3] and len(terms.counts) == 3
+    exact = terms.counts[rows, :, 0]  # (N, Lq) exact-match kernel per query term
+    assert exact[0, 0] == pytest.approx(0.0, abs=1e-3)  # "bosch" is not in the Makita title
+    assert exact[0, 1] == pytest.approx(np.log(2.0), abs=1e-3)  # "drill" is
+    assert exact[1, :2] == pytest.approx([np.log(2.0)] * 2, abs=1e-3)
+    # Terms point at their own word vectors; padding (and a null query) at row 0, all zeros.
+    t = terms.terms[rows]
+    assert (t[0, :2] > 0).all() and not t[0, 2:].any() and not t[2].any()
+    assert not terms.vectors[0].any()
+    np.testing.assert_array_equal(terms.vectors[t[0, 1]], terms.vectors[t[1, 1]])  # "drill"
+    assert not terms.counts[rows[2]].any()
+    assert match.term_match(strings, codes, None, TINY, tmp_path) is None

@@ -163,3 +163,22 @@ def test_word_match_features_feed_the_bottom(
     without_match = tensor_frame(spec, tiny_cfg(), frame, tmp_path).inputs(rows)
     with pytest.raises(ValueError, match="word-match"):
         model(without_match)
+
+
+def test_term_gating_feeds_the_bottom_and_learns_from_the_terms(
+    frame: pd.DataFrame, spec: FeatureSpec, tmp_path: Path
+) -> None:
+    cfg = tiny_cfg(text=TextConfig(encoder="tiny", max_length=16, term_gating=True))
+    model = MultiTaskModel(cfg, spec)
+    assert model.in_dim == MultiTaskModel(tiny_cfg(), spec).in_dim + cfg.text_dim
+    rows = torch.arange(len(frame))
+    batch = tensor_frame(spec, cfg, frame, tmp_path).inputs(rows)
+    assert batch.terms is not None and batch.terms.counts.shape[:2] == batch.terms.mask.shape
+    gated = model.terms(batch.terms)  # (B, text_dim)
+    no_query = ~batch.text_present[:, spec.query_index]
+    assert no_query.any() and not gated[no_query].any()  # a feed row has no term
+    model(batch).relevance.sum().backward()
+    assert model.terms.gate.weight.grad.abs().sum() > 0
+    without_terms = tensor_frame(spec, tiny_cfg(), frame, tmp_path).inputs(rows)
+    with pytest.raises(ValueError, match="per-term"):
+        model(without_terms)

@@ -14,7 +14,7 @@ from mtlrec.config import ModelConfig, TextConfig, TrainConfig
 from mtlrec.model import predict
 from mtlrec.training import train as train_module
 from mtlrec.training.checkpoint import CHECKPOINT_DIR
-from mtlrec.training.data import read_split
+from mtlrec.training.data import load_training_data, read_split
 from mtlrec.training.synthetic import write_synthetic_dataset
 from mtlrec.training.train import run, set_learning_rate
 
@@ -240,3 +240,14 @@ def test_normalized_selection_weighs_each_task_by_its_constant_loss(
         assert result.best_epoch == best
         curve = pd.read_csv(tmp_path / selection / "training_curve.csv")
         assert curve["valid_score"].notna().all()
+
+
+def test_without_id_embeddings_the_model_reads_no_raw_id(
+    data_dir: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    with_ids = load_training_data(tiny_model(), data_dir, cache_dir, None).spec
+    spec = load_training_data(tiny_model(id_embeddings=False), data_dir, cache_dir, None).spec
+    assert with_ids.ids and spec.ids == () and spec.categoricals == with_ids.categoricals
+    run(tiny_model(id_embeddings=False), tiny_train(epochs=1), data_dir, tmp_path, cache_dir)
+    saved = json.loads((tmp_path / "feature_spec.json").read_text())
+    assert saved["ids"] == []  # serving encodes the same fields as training did

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from mtlrec.config import ModelConfig
-from mtlrec.model.match import word_match
+from mtlrec.model.match import TermMatch, term_match, word_match
 from mtlrec.model.tasks import LABEL_COLUMNS
 from mtlrec.model.text import TextEncoder, TextTable, build_text_table
 
@@ -311,9 +311,39 @@ class ModelInputs:
     text_embeddings: torch.Tensor | None = None  # (B, T, D) frozen encoder output
     text_tokens: TextTokens | None = None  # fine-tuning: the model encodes them itself
     match: torch.Tensor | None = None  # (B, M) word-level query-text match features
+    terms: TermInputs | None = None  # per query term: its embedding and kernel counts
 
     def __len__(self) -> int:
         return self.fields.shape[0]
+
+
+@dataclass(frozen=True)
+class TermInputs:
+    """The query's terms of a batch (DRMM term gating, see `match.term_match`)."""
+
+    vectors: torch.Tensor  # (B, Lq, D) frozen word embeddings, zeros for padding
+    counts: torch.Tensor  # (B, Lq, W) kernel counts against the other texts
+    mask: torch.Tensor  # (B, Lq) bool: a real term
+
+
+@dataclass(frozen=True)
+class TermTable:
+    """`TermMatch` as tensors."""
+
+    counts: torch.Tensor  # (P, Lq, W)
+    terms: torch.Tensor  # (P, Lq)
+    index: torch.Tensor  # (N,)
+    vectors: torch.Tensor  # (V + 1, D)
+
+    @classmethod
+    def build(cls, match: TermMatch) -> TermTable:
+        return cls(*(torch.from_numpy(a) for a in (match.counts, match.terms, match.index,
+                                                    match.vectors)))  # fmt: skip
+
+    def inputs(self, rows: torch.Tensor) -> TermInputs:
+        tuples = self.index[rows]  # (B,)
+        terms = self.terms[tuples]  # (B, Lq)
+        return TermInputs(self.vectors[terms], self.counts[tuples], terms > 0)
 
 
 @dataclass
@@ -325,10 +355,15 @@ class TensorFrame:
     text_codes: torch.Tensor  # (N, T)
     text_table: TextTable
     match: torch.Tensor | None = None  # (N, M)
+    terms: TermTable | None = None
 
     @classmethod
     def build(
-        cls, encoded: EncodedFrame, text_table: TextTable, match: np.ndarray | None = None
+        cls,
+        encoded: EncodedFrame,
+        text_table: TextTable,
+        match: np.ndarray | None = None,
+        terms: TermMatch | None = None,
     ) -> TensorFrame:
         return cls(
             fields=torch.from_numpy(encoded.fields),
@@ -336,6 +371,7 @@ class TensorFrame:
             text_codes=torch.from_numpy(encoded.text_codes),
             text_table=text_table,
             match=None if match is None else torch.from_numpy(match),
+            terms=None if terms is None else TermTable.build(terms),
         )
 
     def __len__(self) -> int:
@@ -361,6 +397,7 @@ class TensorFrame:
             text_embeddings=embeddings,
             text_tokens=tokens,
             match=None if self.match is None else self.match[rows],
+            terms=None if self.terms is None else self.terms.inputs(rows),
         )
 
 
@@ -375,8 +412,10 @@ def tensor_frame(
     fine-tuning) and, when configured, the word-level query-text match features."""
     encoded = spec.encode(frame)
     table = build_text_table(encoded.strings, cfg.text, cache_dir, encoder)
-    match = None
+    match, terms = None, None
+    codes, query = encoded.text_codes, spec.query_index
     if cfg.text.word_match:
-        codes, query = encoded.text_codes, spec.query_index
         match = word_match(encoded.strings, codes, query, cfg.text, cache_dir)
-    return TensorFrame.build(encoded, table, match)
+    if cfg.text.term_gating:
+        terms = term_match(encoded.strings, codes, query, cfg.text, cache_dir)
+    return TensorFrame.build(encoded, table, match, terms)

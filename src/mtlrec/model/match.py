@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from mtlrec.config import TextConfig
-from mtlrec.model.text import embed_texts
+from mtlrec.model.text import embed_texts, encoder_dim
 
 # (mu, sigma) of each kernel: exact match first, then softer similarity levels.
 KERNELS: tuple[tuple[float, float], ...] = (
@@ -56,16 +57,24 @@ def _word_table(strings: Sequence[str]) -> tuple[np.ndarray, list[str]]:
     return table, list(vocabulary)
 
 
+def _kernel_counts(
+    similarity: np.ndarray, query_mask: np.ndarray, text_mask: np.ndarray
+) -> np.ndarray:
+    """(P, Lq, Lt) similarities -> (P, Lq, K): per query word and kernel, log1p(soft count of
+    matching text words); 0 for a padding word."""
+    mu = np.array([m for m, _ in KERNELS], dtype=np.float32)
+    sigma = np.array([s for _, s in KERNELS], dtype=np.float32)
+    z = (similarity[..., None] - mu) / sigma  # (P, Lq, Lt, K)
+    soft = np.exp(-0.5 * z * z) * text_mask[:, None, :, None]  # (P, Lq, Lt, K)
+    return np.log1p(soft.sum(axis=2)) * query_mask[..., None]  # (P, Lq, K)
+
+
 def _kernel_pool(
     similarity: np.ndarray, query_mask: np.ndarray, text_mask: np.ndarray
 ) -> np.ndarray:
     """(P, Lq, Lt) similarities -> (P, K): per kernel, the mean over query words of
     log1p(soft count of matching text words)."""
-    mu = np.array([m for m, _ in KERNELS], dtype=np.float32)
-    sigma = np.array([s for _, s in KERNELS], dtype=np.float32)
-    z = (similarity[..., None] - mu) / sigma  # (P, Lq, Lt, K)
-    soft = np.exp(-0.5 * z * z) * text_mask[:, None, :, None]  # (P, Lq, Lt, K)
-    per_word = np.log1p(soft.sum(axis=2)) * query_mask[..., None]  # (P, Lq, K)
+    per_word = _kernel_counts(similarity, query_mask, text_mask)  # (P, Lq, K)
     return per_word.sum(axis=1) / np.maximum(query_mask.sum(axis=1, keepdims=True), 1)
 
 
@@ -111,3 +120,74 @@ def word_match(
         features[(distinct == 0).any(axis=1)] = 0.0  # a null query or text matches nothing
         parts.append(features[index.reshape(-1)])  # (N, K)
     return np.concatenate(parts, axis=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-term match for a term gating network (DRMM: Guo, Fan, Ai, Croft, "A Deep Relevance Matching
+# Model for Ad-hoc Retrieval", CIKM 2016). The mean over query words above cannot tell which
+# word went unmatched: a missing brand costs more relevance than a missing material. Here each
+# query word keeps its own kernel counts, and the model weighs them by what the word is (its
+# frozen embedding), so "bosch" unmatched in a Makita title can count against the item.
+
+MAX_QUERY_TERMS = 8  # queries are a few words; longer ones keep their first 8
+
+
+@dataclass(frozen=True)
+class TermMatch:
+    """Per-row query terms with their kernel counts against every other text.
+
+    `counts[p]` and `terms[p]` belong to distinct (query, texts) tuple p, `index` maps rows to
+    tuples (few distinct pairs, many rows); `vectors` row 0 is the padding term (zeros)."""
+
+    counts: np.ndarray  # (P, MAX_QUERY_TERMS, n_term_features) float32
+    terms: np.ndarray  # (P, MAX_QUERY_TERMS) int64 rows of `vectors`, 0 pads
+    index: np.ndarray  # (N,) int64
+    vectors: np.ndarray  # (V + 1, D) float32
+
+
+def n_term_features(n_texts: int, query_index: int | None) -> int:
+    """Kernel counts per query term: one kernel vector per text other than the query."""
+    return n_match_features(n_texts, query_index)
+
+
+def term_match(
+    strings: Sequence[str],
+    text_codes: np.ndarray,
+    query_index: int | None,
+    cfg: TextConfig,
+    cache_dir: Path,
+) -> TermMatch | None:
+    """The per-term match of the query against every other text column; None without a query
+    and another text. Arguments as for `word_match`."""
+    n_rows, n_texts = text_codes.shape
+    if query_index is None or n_texts < 2:
+        return None
+    table, vocabulary = _word_table(strings)
+    others = [t for t in range(n_texts) if t != query_index]
+    tuples = text_codes[:, [query_index, *others]]  # (N, T)
+    distinct, index = np.unique(tuples, axis=0, return_inverse=True)  # (P, T), (N,)
+    width = n_term_features(n_texts, query_index)
+    terms = np.maximum(table[distinct[:, 0], :MAX_QUERY_TERMS] + 1, 0)  # (P, Lq), 0 pads
+    if not vocabulary:
+        counts = np.zeros((len(distinct), MAX_QUERY_TERMS, width), np.float32)
+        vectors = np.zeros((1, encoder_dim(cfg)), np.float32)
+        return TermMatch(counts, terms.astype(np.int64), index.reshape(-1), vectors)
+    vectors = embed_texts(vocabulary, cfg.model_copy(update={"finetune_layers": 0}), cache_dir)
+    similarity = vectors @ vectors.T  # (V, V)
+    query_words = table[distinct[:, 0], :MAX_QUERY_TERMS]  # (P, Lq)
+    parts = []
+    for column in range(1, distinct.shape[1]):
+        text_words = table[distinct[:, column]]  # (P, Lt)
+        counts = np.zeros((len(distinct), MAX_QUERY_TERMS, len(KERNELS)), np.float32)
+        for start in range(0, len(distinct), PAIR_CHUNK):
+            q = query_words[start : start + PAIR_CHUNK]
+            t = text_words[start : start + PAIR_CHUNK]
+            sims = similarity[np.maximum(q, 0)[:, :, None], np.maximum(t, 0)[:, None, :]]
+            counts[start : start + PAIR_CHUNK] = _kernel_counts(
+                sims, q >= 0, (t >= 0).astype(np.float32)
+            )
+        counts[distinct[:, column] == 0] = 0.0  # a null text matches nothing
+        parts.append(counts)
+    padded = np.concatenate([np.zeros((1, vectors.shape[1]), np.float32), vectors], axis=0)
+    counts = np.concatenate(parts, axis=2)  # (P, Lq, width)
+    return TermMatch(counts, terms.astype(np.int64), index.reshape(-1), padded.astype(np.float32))

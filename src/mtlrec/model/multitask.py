@@ -24,11 +24,12 @@ from torch import nn
 
 from mtlrec.config import ModelConfig
 from mtlrec.model.inputs import FeatureSpec, ModelInputs
-from mtlrec.model.match import n_match_features
+from mtlrec.model.match import n_match_features, n_term_features
 from mtlrec.model.mmoe import MMoE
 from mtlrec.model.ple import PLE
 from mtlrec.model.shared_bottom import SharedBottom
 from mtlrec.model.tasks import RELEVANCE_MAX, task_specs
+from mtlrec.model.terms import TermGating
 from mtlrec.model.text import TextEncoder, build_text_encoder, encoder_dim
 from mtlrec.model.towers import Tower
 
@@ -130,6 +131,14 @@ def build_bottom(cfg: ModelConfig, in_dim: int, n_tasks: int) -> SharedBottom | 
     return SharedBottom(in_dim, cfg.bottom_dims, n_tasks, cfg.dropout)
 
 
+def build_term_gating(cfg: ModelConfig, spec: FeatureSpec) -> TermGating | None:
+    """The term gating block when configured and the schema has a query and another text."""
+    width = n_term_features(len(spec.texts), spec.query_index)
+    if not cfg.text.term_gating or width == 0:
+        return None
+    return TermGating(encoder_dim(cfg.text), width, cfg.text_dim)
+
+
 class TextFeatures(nn.Module):
     """Per-text projections plus query x text interactions (cosine, projected product)."""
 
@@ -185,8 +194,15 @@ class MultiTaskModel(nn.Module):
         self.n_match = 0
         if cfg.text.word_match:
             self.n_match = n_match_features(len(spec.texts), spec.query_index)
+        self.terms = build_term_gating(cfg, spec)
+        term_dim = self.terms.out_dim if self.terms is not None else 0
         self.in_dim = (
-            self.embedding.out_dim + products + spec.dense_dim + self.text.out_dim + self.n_match
+            self.embedding.out_dim
+            + products
+            + spec.dense_dim
+            + self.text.out_dim
+            + self.n_match
+            + term_dim
         )
         self.bottom = build_bottom(cfg, self.in_dim, len(self.tasks))
         self.towers = nn.ModuleDict(
@@ -215,6 +231,10 @@ class MultiTaskModel(nn.Module):
             if inputs.match is None or inputs.match.shape[1] != self.n_match:
                 raise ValueError(f"the model reads {self.n_match} word-match features per row")
             parts.append(inputs.match)  # (B, M)
+        if self.terms is not None:
+            if inputs.terms is None:
+                raise ValueError("the model reads per-term query matches (text.term_gating)")
+            parts.append(self.terms(inputs.terms))  # (B, text_dim)
         return torch.cat(parts, dim=-1)  # (B, in_dim)
 
     @torch.no_grad()

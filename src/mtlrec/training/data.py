@@ -74,6 +74,8 @@ def load_training_data(
     schema = read_schema(Path(data_dir) / SCHEMA_FILE)
     train = read_split(data_dir, "train", cfg)
     valid = read_split(data_dir, "valid", cfg)
+    if not cfg.id_embeddings:
+        schema = [feature for feature in schema if feature.kind != "id"]
     spec = FeatureSpec.fit(schema, train, cfg.hash_buckets)
     return TrainingData(
         spec=spec,

@@ -1,0 +1,29 @@
+"""Term gating over the query's words (DRMM: Guo, Fan, Ai, Croft, CIKM 2016).
+
+Each query term carries its kernel counts against the item's texts (`match.term_match`): how well
+it is matched. A gate on the term's frozen embedding says what the term is (a brand, a colour, a
+product noun), so the sum over terms can weigh a missing brand differently from a missing
+material, which a mean over all words (the K-NRM block) cannot.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mtlrec.model.inputs import TermInputs
+
+
+class TermGating(nn.Module):
+    """sum_t mask_t * gate(v_t) * match(c_t): (B, Lq, D), (B, Lq, W) -> (B, H)."""
+
+    def __init__(self, vector_dim: int, count_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.gate = nn.Linear(vector_dim, out_dim)  # what the term is
+        self.match = nn.Linear(count_dim, out_dim)  # how it matched; the bias: not at all
+        self.out_dim = out_dim
+
+    def forward(self, terms: TermInputs) -> torch.Tensor:
+        weighted = self.gate(terms.vectors) * self.match(terms.counts)  # (B, Lq, H)
+        mask = terms.mask.unsqueeze(-1).to(weighted.dtype)  # (B, Lq, 1)
+        return (weighted * mask).sum(dim=1)  # (B, H); zeros without a query
