@@ -24,6 +24,14 @@ def test_ece_zero_when_calibrated_and_positive_when_not() -> None:
     assert metrics.ece(y, np.clip(p * 0.3, 0, 1)) > 0.2
 
 
+def test_ece_weighs_each_equal_mass_bin_by_its_rows() -> None:
+    p = np.array([0.1, 0.1, 0.2, 0.2, 0.8, 0.8, 0.9, 0.9])
+    y = np.array([0, 0, 1, 0, 1, 1, 1, 1])
+    # Two bins of four rows: |0.25 - 0.15| and |1.0 - 0.85|, each with weight 1/2.
+    assert metrics.ece(y, p, bins=2) == pytest.approx(0.5 * 0.1 + 0.5 * 0.15)
+    assert metrics.ece(np.ones(4, int), np.full(4, 0.5)) is None
+
+
 def test_ndcg_per_query_mean() -> None:
     grades = np.array([3, 0, 2, 0])
     queries = np.array(["q1", "q1", "q2", "q2"])

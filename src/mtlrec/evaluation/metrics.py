@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.calibration import calibration_curve
 from sklearn.metrics import log_loss, mean_squared_error, ndcg_score, roc_auc_score
 
 EPS = 1e-7
@@ -35,16 +36,19 @@ def logloss(labels: np.ndarray, probabilities: np.ndarray) -> float:
     return float(log_loss(labels, clipped, labels=[0, 1]))
 
 
-def ece(labels: np.ndarray, probabilities: np.ndarray, bins: int = 15) -> float:
+def ece(labels: np.ndarray, probabilities: np.ndarray, bins: int = 15) -> float | None:
     """Expected calibration error over equal-mass bins (rare positives make equal-width bins
-    almost empty above the first one)."""
-    order = np.argsort(probabilities)
-    total = 0.0
-    for chunk in np.array_split(order, bins):
-        if len(chunk):
-            gap = abs(np.mean(labels[chunk]) - np.mean(probabilities[chunk]))
-            total += gap * len(chunk)
-    return float(total / len(labels))
+    almost empty above the first one): scikit-learn's calibration curve, each bin's gap weighted
+    by its share of the rows. None when only one class is present."""
+    labels, probabilities = np.asarray(labels), np.asarray(probabilities, dtype=float)
+    if len(np.unique(labels)) < 2:
+        return None
+    observed, predicted = calibration_curve(labels, probabilities, n_bins=bins, strategy="quantile")
+    # The rows per non-empty bin, binned as calibration_curve bins them.
+    edges = np.percentile(probabilities, np.linspace(0, 100, bins + 1))
+    counts = np.bincount(np.searchsorted(edges[1:-1], probabilities), minlength=bins)
+    shares = counts[counts > 0] / len(probabilities)
+    return float(np.sum(shares * np.abs(observed - predicted)))
 
 
 def mean_ndcg(grades: np.ndarray, scores: np.ndarray, queries: np.ndarray, k: int) -> float | None:
