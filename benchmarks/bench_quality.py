@@ -5,7 +5,7 @@ Reads what the pipeline wrote in a project (after `dvc repro`, default data): th
 AUCs first (the targets: each within 0.01 of its oracle; multi-task not below single-task, above
 it on cvr), then every metric. For each AUC pair it adds a paired bootstrap of multi - single over
 the test rows when the models and data are there (`--bootstrap N`, 0 to skip), so a difference
-can be told from noise (cvr has ~200 positive rows).
+can be told from noise (cvr: ~2,000 positive rows on the default data).
 
     .venv/bin/python benchmarks/bench_quality.py [--project .] [--bootstrap 200]
 """
