@@ -151,6 +151,11 @@ class ModelConfig(_Section):
     # (a shallow position-bias tower, Zhao et al. RecSys 2019), e.g. [position]: the towers then
     # learn position-free click and purchase propensities.
     bias_features: tuple[str, ...] = ()
+    # Tasks that read the shared representation (embeddings, shared experts) without writing it:
+    # their losses train only their own tower, gate and experts. For the sparse cvr, whose
+    # clicked-row loss otherwise overfits the shared layers and costs ctr (the seesaw). A task
+    # the model does not have is ignored (an ingested source may narrow `tasks`).
+    read_only_tasks: tuple[TaskName, ...] = ()
     text: TextConfig = TextConfig()
 
     @model_validator(mode="after")

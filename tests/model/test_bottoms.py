@@ -47,3 +47,32 @@ def test_ple_gate_sees_own_and_shared_experts_only() -> None:
 
 def test_tower_outputs_one_scalar_per_row() -> None:
     assert Tower(8, (4,), dropout=0.0)(torch.randn(BATCH, 8)).shape == (BATCH,)
+
+
+@pytest.mark.parametrize(
+    "bottom",
+    [
+        SharedBottom(IN_DIM, (16, 8), N_TASKS, dropout=0.0, read_only=[1]),
+        MMoE(IN_DIM, 2, expert_dims=(8,), n_tasks=N_TASKS, dropout=0.0, read_only=[1]),
+        PLE(IN_DIM, 2, 1, expert_dims=(8,), n_tasks=N_TASKS, dropout=0.0, read_only=[1]),
+    ],
+    ids=["shared_bottom", "mmoe", "ple"],
+)
+def test_a_read_only_task_trains_only_its_own_parts(bottom: torch.nn.Module) -> None:
+    x = torch.randn(BATCH, IN_DIM, requires_grad=True)
+    outputs = bottom(x)
+    tower = torch.ones(8, requires_grad=True)  # stands in for the task's own tower
+    (outputs[1] * tower).sum().backward()  # task 1 reads; its loss must not reach shared parts
+    assert x.grad is None and tower.grad is not None
+    shared = {
+        SharedBottom: lambda b: b.mlp,
+        MMoE: lambda b: b.experts,
+        PLE: lambda b: b.shared_experts,
+    }[type(bottom)](bottom)
+    assert all(p.grad is None for p in shared.parameters())
+    own = {SharedBottom: None, MMoE: lambda b: b.gates[1], PLE: lambda b: b.task_experts[1]}
+    if own[type(bottom)] is not None:
+        assert all(p.grad is not None for p in own[type(bottom)](bottom).parameters())
+    x.grad = None
+    bottom(x)[0].sum().backward()  # a writing task still reaches the inputs
+    assert x.grad is not None and x.grad.abs().sum() > 0

@@ -182,3 +182,18 @@ def test_term_gating_feeds_the_bottom_and_learns_from_the_terms(
     without_terms = tensor_frame(spec, tiny_cfg(), frame, tmp_path).inputs(rows)
     with pytest.raises(ValueError, match="per-term"):
         model(without_terms)
+
+
+def test_a_read_only_cvr_leaves_the_embeddings_to_the_other_tasks(
+    frame: pd.DataFrame, spec: FeatureSpec, tmp_path: Path
+) -> None:
+    cfg = tiny_cfg(bottom="ple", read_only_tasks=("cvr",))
+    batch = tensor_frame(spec, cfg, frame, tmp_path).inputs(torch.arange(len(frame)))
+    model = MultiTaskModel(cfg, spec)
+    model(batch).cvr_logit.sum().backward()
+    assert model.embedding.table.weight.grad is None
+    model(batch).ctr_logit.sum().backward()  # (values may be 0 through a dead tiny ReLU)
+    assert model.embedding.table.weight.grad is not None
+    alone = MultiTaskModel(tiny_cfg(tasks=("cvr",), read_only_tasks=("cvr",)), spec)
+    alone(batch).cvr_logit.sum().backward()  # a model of one task writes its own inputs
+    assert alone.embedding.table.weight.grad is not None

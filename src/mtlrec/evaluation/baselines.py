@@ -60,7 +60,7 @@ def run(
     test split, compare."""
     tasks = tuple(task for task in cfg.tasks if task in labelled_tasks(paths.data))
     for task in tasks:
-        single = model_cfg.model_copy(update={"tasks": (task,)})
+        single = model_cfg.model_copy(update={"tasks": (task,), "read_only_tasks": ()})
         train.run(single, train_cfg, paths.data, paths.models / task, paths.cache)
     scored = score_baselines(tasks, paths)
     report = task_metrics(scored, evaluation.ndcg_k)

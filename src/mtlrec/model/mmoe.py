@@ -31,12 +31,20 @@ class MMoE(nn.Module):
         expert_dims: Sequence[int],
         n_tasks: int,
         dropout: float,
+        read_only: Sequence[int] = (),
     ) -> None:
         super().__init__()
         self.experts = nn.ModuleList(MLP(in_dim, expert_dims, dropout) for _ in range(n_experts))
         self.gates = nn.ModuleList(nn.Linear(in_dim, n_experts) for _ in range(n_tasks))
+        self.read_only = frozenset(read_only)  # tasks that train their gate only
         self.out_dim = self.experts[0].out_dim
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         experts = torch.stack([expert(x) for expert in self.experts], dim=1)  # (B, E, D)
-        return [mix_experts(gate(x), experts) for gate in self.gates]  # n_tasks x (B, D)
+        outputs = []
+        for t, gate in enumerate(self.gates):
+            if t in self.read_only:
+                outputs.append(mix_experts(gate(x.detach()), experts.detach()))
+            else:
+                outputs.append(mix_experts(gate(x), experts))  # (B, D)
+        return outputs  # n_tasks x (B, D)

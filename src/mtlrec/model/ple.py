@@ -28,6 +28,7 @@ class PLE(nn.Module):
         expert_dims: Sequence[int],
         n_tasks: int,
         dropout: float,
+        read_only: Sequence[int] = (),
     ) -> None:
         super().__init__()
 
@@ -38,13 +39,19 @@ class PLE(nn.Module):
         self.shared_experts = experts(n_shared_experts)
         n_gated = n_task_experts + n_shared_experts
         self.gates = nn.ModuleList(nn.Linear(in_dim, n_gated) for _ in range(n_tasks))
+        # Tasks that read the shared experts and inputs without writing them: their losses train
+        # only their own experts and gate (see `ModelConfig.read_only_tasks`).
+        self.read_only = frozenset(read_only)
         self.out_dim = self.shared_experts[0].out_dim
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         shared = [expert(x) for expert in self.shared_experts]  # S x (B, D)
         outputs = []
-        for own_experts, gate in zip(self.task_experts, self.gates, strict=True):
-            own = [expert(x) for expert in own_experts]  # K x (B, D)
-            candidates = torch.stack(own + shared, dim=1)  # (B, K + S, D)
-            outputs.append(mix_experts(gate(x), candidates))  # (B, D)
+        for t, (own_experts, gate) in enumerate(zip(self.task_experts, self.gates, strict=True)):
+            reads, seen = (
+                (x.detach(), [s.detach() for s in shared]) if t in self.read_only else (x, shared)
+            )
+            own = [expert(reads) for expert in own_experts]  # K x (B, D)
+            candidates = torch.stack(own + seen, dim=1)  # (B, K + S, D)
+            outputs.append(mix_experts(gate(reads), candidates))  # (B, D)
         return outputs  # n_tasks x (B, D)
