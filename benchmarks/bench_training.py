@@ -3,7 +3,7 @@
 Trains the model of `params.yaml` (its features, widths, text settings) with each bottom for
 `--epochs` epochs on a training set: `--data` (a `build-dataset` output, e.g. the default
 pipeline's data/training) or, without it, the synthetic table of `training/synthetic.py` at the
-default size (360,000 impressions). The text embeddings come from `--cache` (encoded once, then
+default size (500,000 impressions). The text embeddings come from `--cache` (encoded once, then
 read), so the numbers are the training loop's: batches, forward, backward, AdamW. Validation and
 data loading are not timed. With `--nproc 2` it also times torchrun data-parallel training.
 
@@ -27,7 +27,7 @@ from mtlrec.config import load_params
 from mtlrec.training.synthetic import write_synthetic_dataset
 from mtlrec.training.train import run
 
-DEFAULT_IMPRESSIONS = 360_000  # 10 training days x 36,000 of the default simulation
+DEFAULT_IMPRESSIONS = 500_000  # 10 training days x 50,000 of the default simulation
 DEFAULT_JUDGMENTS = 4_800
 
 
