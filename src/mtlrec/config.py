@@ -135,7 +135,7 @@ class ModelConfig(_Section):
     hash_buckets: int = Field(default=20_000, gt=0)
     # Embed the schema's raw ids (user_id, item_id) into hashed buckets. Off where behaviour
     # follows attributes the model sees: an id embedding then mostly memorises each user's few
-    # purchases (the cvr heads overfit from the second epoch; see README "Model").
+    # purchases (the cvr heads overfit from the second epoch; see the README on the default shop).
     id_embeddings: bool = True
     text_dim: int = Field(default=32, gt=0)
     bottom_dims: tuple[int, ...] = (128, 64)

@@ -103,7 +103,7 @@ TRUTH_JUDGMENTS_SCHEMA = pa.schema(
 )
 
 # Targets that the intercepts are calibrated to: typical e-commerce rates.
-# Rates of a search-led shop; high enough that a 2-day test split holds ~1,400 purchases, so a
+# Rates of a search-led shop; high enough that a 2-day test split holds ~2,000 purchases, so a
 # 0.01 difference in CVR AUC is above the sampling noise (about 0.02 with 200 purchases).
 TARGET_CTR = 0.10
 TARGET_PURCHASE_PER_CLICK = 0.20
