@@ -69,26 +69,28 @@ def _kernel_counts(
     return np.log1p(soft.sum(axis=2)) * query_mask[..., None]  # (P, Lq, K)
 
 
-def _kernel_pool(
-    similarity: np.ndarray, query_mask: np.ndarray, text_mask: np.ndarray
+def _term_counts(
+    similarity: np.ndarray, query_words: np.ndarray, text_words: np.ndarray
 ) -> np.ndarray:
-    """(P, Lq, Lt) similarities -> (P, K): per kernel, the mean over query words of
-    log1p(soft count of matching text words)."""
-    per_word = _kernel_counts(similarity, query_mask, text_mask)  # (P, Lq, K)
-    return per_word.sum(axis=1) / np.maximum(query_mask.sum(axis=1, keepdims=True), 1)
+    """(P, Lq, K) kernel counts of each query word of P (query, text) pairs given their padded
+    word ids, computed in blocks of PAIR_CHUNK pairs."""
+    out = np.zeros((*query_words.shape, len(KERNELS)), dtype=np.float32)
+    for start in range(0, len(query_words), PAIR_CHUNK):
+        q = query_words[start : start + PAIR_CHUNK]  # (p, Lq)
+        t = text_words[start : start + PAIR_CHUNK]  # (p, Lt)
+        sims = similarity[np.maximum(q, 0)[:, :, None], np.maximum(t, 0)[:, None, :]]  # (p, Lq, Lt)
+        out[start : start + PAIR_CHUNK] = _kernel_counts(sims, q >= 0, (t >= 0).astype(np.float32))
+    return out
 
 
 def _pair_features(
     similarity: np.ndarray, query_words: np.ndarray, text_words: np.ndarray
 ) -> np.ndarray:
-    """(P, K) kernel features of P (query, text) pairs given their padded word ids."""
-    out = np.zeros((len(query_words), len(KERNELS)), dtype=np.float32)
-    for start in range(0, len(query_words), PAIR_CHUNK):
-        q = query_words[start : start + PAIR_CHUNK]  # (p, Lq)
-        t = text_words[start : start + PAIR_CHUNK]  # (p, Lt)
-        sims = similarity[np.maximum(q, 0)[:, :, None], np.maximum(t, 0)[:, None, :]]  # (p, Lq, Lt)
-        out[start : start + PAIR_CHUNK] = _kernel_pool(sims, q >= 0, (t >= 0).astype(np.float32))
-    return out
+    """(P, K) kernel features of P (query, text) pairs: per kernel, the mean over query words of
+    log1p(soft count of matching text words)."""
+    per_word = _term_counts(similarity, query_words, text_words)  # (P, Lq, K)
+    n_words = np.maximum((query_words >= 0).sum(axis=1, keepdims=True), 1)  # (P, 1)
+    return (per_word.sum(axis=1) / n_words).astype(np.float32)
 
 
 def word_match(
@@ -177,15 +179,7 @@ def term_match(
     query_words = table[distinct[:, 0], :MAX_QUERY_TERMS]  # (P, Lq)
     parts = []
     for column in range(1, distinct.shape[1]):
-        text_words = table[distinct[:, column]]  # (P, Lt)
-        counts = np.zeros((len(distinct), MAX_QUERY_TERMS, len(KERNELS)), np.float32)
-        for start in range(0, len(distinct), PAIR_CHUNK):
-            q = query_words[start : start + PAIR_CHUNK]
-            t = text_words[start : start + PAIR_CHUNK]
-            sims = similarity[np.maximum(q, 0)[:, :, None], np.maximum(t, 0)[:, None, :]]
-            counts[start : start + PAIR_CHUNK] = _kernel_counts(
-                sims, q >= 0, (t >= 0).astype(np.float32)
-            )
+        counts = _term_counts(similarity, query_words, table[distinct[:, column]])  # (P, Lq, K)
         counts[distinct[:, column] == 0] = 0.0  # a null text matches nothing
         parts.append(counts)
     padded = np.concatenate([np.zeros((1, vectors.shape[1]), np.float32), vectors], axis=0)
