@@ -126,6 +126,9 @@ class TextConfig(_Section):
     # Per query term kernel counts, weighed by a gate on the term's embedding (DRMM term gating):
     # which query word went unmatched, not only how many.
     term_gating: bool = False
+    # Query words one edit from a word of the catalogue are corrected to it before encoding
+    # (see model/spelling.py): a misspelled query otherwise matches no title.
+    spell_correct: bool = False
 
 
 class ModelConfig(_Section):

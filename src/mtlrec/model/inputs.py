@@ -7,6 +7,7 @@ feature listed in the schema is used; a new column there grows the model's input
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ import torch
 
 from mtlrec.config import ModelConfig
 from mtlrec.model.match import TermMatch, term_match, word_match
+from mtlrec.model.spelling import SpellingCorrector, fit_lexicon
 from mtlrec.model.tasks import LABEL_COLUMNS
 from mtlrec.model.text import TextEncoder, TextTable, build_text_table
 
@@ -157,16 +159,27 @@ class FeatureSpec:
     numerics: tuple[NumericFeature, ...] = ()
     arrays: tuple[ArrayFeature, ...] = ()
     texts: tuple[str, ...] = ()
+    # Query spelling correction (`text.spell_correct`): the words a query word may be corrected
+    # to, most frequent first; empty: queries are read as typed.
+    lexicon: tuple[str, ...] = ()
     version: int = field(default=SPEC_VERSION)
 
     @classmethod
     def fit(
-        cls, schema: list[SchemaFeature], train: pd.DataFrame, hash_buckets: int
+        cls,
+        schema: list[SchemaFeature],
+        train: pd.DataFrame,
+        hash_buckets: int,
+        spell_correct: bool = False,
     ) -> FeatureSpec:
         _require_columns(train, [feature.name for feature in schema])
         by_kind = {
             kind: [f.name for f in schema if f.kind == kind] for kind in get_args(FeatureKind)
         }
+        lexicon: tuple[str, ...] = ()
+        if spell_correct and QUERY_FEATURE in by_kind["text"]:
+            others = [train[name] for name in by_kind["text"] if name != QUERY_FEATURE]
+            lexicon = fit_lexicon(train[QUERY_FEATURE], itertools.chain(*others))
         return cls(
             hash_buckets=hash_buckets,
             ids=tuple(by_kind["id"]),
@@ -176,6 +189,7 @@ class FeatureSpec:
             numerics=tuple(_fit_numeric(name, train[name]) for name in by_kind["numeric"]),
             arrays=tuple(_fit_array(name, train[name]) for name in by_kind["array"]),
             texts=tuple(by_kind["text"]),
+            lexicon=lexicon,
         )
 
     @property
@@ -214,13 +228,21 @@ class FeatureSpec:
         n_rows = len(frame)
         fields = [hash_ids(frame[name], self.hash_buckets) for name in self.ids]
         fields += [_encode_categorical(c, frame[c.name]) for c in self.categoricals]
-        strings, codes = TextTable.distinct(frame[name].tolist() for name in self.texts)
+        strings, codes = TextTable.distinct(self._text_values(frame, name) for name in self.texts)
         return EncodedFrame(
             fields=np.stack(fields, axis=1) if fields else np.zeros((n_rows, 0), np.int64),
             dense=self._encode_dense(frame),
             text_codes=np.stack(codes, axis=1) if codes else np.zeros((n_rows, 0), np.int64),
             strings=strings,
         )
+
+    def _text_values(self, frame: pd.DataFrame, name: str) -> list[object]:
+        if name != QUERY_FEATURE or not self.lexicon:
+            return frame[name].tolist()
+        corrector = SpellingCorrector(self.lexicon)
+        distinct = frame[name].drop_duplicates()
+        fixed = dict(zip(distinct, (corrector(q) for q in distinct), strict=True))
+        return [fixed[q] for q in frame[name].tolist()]
 
     def _encode_dense(self, frame: pd.DataFrame) -> np.ndarray:
         numerics = [_encode_numeric(n, frame[n.name]) for n in self.numerics]
@@ -248,6 +270,7 @@ class FeatureSpec:
             numerics=tuple(NumericFeature(**n) for n in raw["numerics"]),
             arrays=tuple(ArrayFeature(**a) for a in raw["arrays"]),
             texts=tuple(raw["texts"]),
+            lexicon=tuple(raw.get("lexicon", ())),  # a spec saved before it: no correction
         )
 
     def save(self, path: Path) -> None:

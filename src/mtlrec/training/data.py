@@ -76,7 +76,7 @@ def load_training_data(
     valid = read_split(data_dir, "valid", cfg)
     if not cfg.id_embeddings:
         schema = [feature for feature in schema if feature.kind != "id"]
-    spec = FeatureSpec.fit(schema, train, cfg.hash_buckets)
+    spec = FeatureSpec.fit(schema, train, cfg.hash_buckets, cfg.text.spell_correct)
     return TrainingData(
         spec=spec,
         train=encode_split(train, spec, cfg, cache_dir, encoder),
