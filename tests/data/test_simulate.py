@@ -305,3 +305,19 @@ def test_items_and_queries_look_like_a_shop(medium: Output) -> None:
     assert not items.title.str.contains("couch", case=False).any()
     judged = medium.table("judgments")["query"]
     assert pd.concat([queries, judged]).str.contains("couch").any()
+
+
+def test_a_query_names_a_subtype_only_with_words_other_than_the_category_s() -> None:
+    # "sofa" and "loveseat" ask for any sofa even though Sofa and Loveseat are subtypes: the
+    # same words must mean the same intent, or no model reading the query could grade it.
+    rng = np.random.default_rng(0)
+    drawn = [
+        (c, *simulate._draw_query(rng, c)) for c in range(len(simulate.CATALOG)) for _ in range(60)
+    ]
+    generic = {c: (s.name, *s.synonyms) for c, s in enumerate(simulate.CATALOG)}
+    named = [(c, subtype) for c, _, subtype, *_ in drawn if subtype >= 0]
+    assert named and all(
+        simulate.CATALOG[c].subtypes[s].lower() not in generic[c] for c, s in named
+    )
+    assert any(text == "sofa" for c, text, *_ in drawn)  # drawn as name, synonym or subtype
+    assert all(subtype == -1 for c, text, subtype, *_ in drawn if text in generic[c])

@@ -13,7 +13,7 @@ TITLES = [
     "Red Backpack",
     "Bose Speaker",
 ]
-QUERIES = ["couch", "red couch", "cordless drill", "bsoe speaker"]
+QUERIES = ["couch", "red couch", "cordless drill", "speaker"]
 
 
 @pytest.fixture(scope="module")
@@ -21,12 +21,10 @@ def corrector() -> SpellingCorrector:
     return SpellingCorrector(fit_lexicon(QUERIES, TITLES))
 
 
-def test_lexicon_has_title_words_and_repeated_query_words_most_frequent_first() -> None:
+def test_lexicon_counts_texts_and_queries_most_frequent_first() -> None:
     lexicon = fit_lexicon(QUERIES + [None], TITLES + [None])
-    # two titles each, or two queries; "cordless drill" is one query: no extra count
-    assert lexicon[:3] == ("cordless", "couch", "drill")
-    assert "couch" in lexicon  # in two distinct queries: a word people use
-    assert "bsoe" not in lexicon  # a misspelling typed once
+    assert lexicon[:2] == (("cordless", 3, True), ("drill", 3, True))  # 2 titles + 1 query
+    assert ("couch", 2, False) in lexicon and ("speaker", 2, True) in lexicon
     assert fit_lexicon(QUERIES, TITLES) == fit_lexicon(reversed(QUERIES), reversed(TITLES))
 
 
@@ -37,7 +35,8 @@ def test_lexicon_has_title_words_and_repeated_query_words_most_frequent_first() 
         ("bakpack", "backpack"),  # a dropped letter
         ("cordlesss drill", "cordless drill"),  # an extra letter
         ("velvet sofa", "velvet sofa"),  # already right
-        ("red couch", "red couch"),  # a real word no title has
+        ("red couch", "red couch"),  # a word no title has, but people use: kept
+        ("couche", "couch"),  # never seen in training: any known word one edit away
         ("Velvet SOFA", "velvet sofa"),  # lowercased, as the encoder reads it
         ("xyzzy drill", "xyzzy drill"),  # nothing one edit away: kept as typed
         ("bsoe", "bose"),
@@ -56,9 +55,21 @@ def test_null_stays_null_and_empty_lexicon_changes_nothing(corrector: SpellingCo
 
 
 def test_ties_go_to_the_more_frequent_word() -> None:
-    corrector = SpellingCorrector(("cart", "card"))  # "carx" is one edit from both
+    corrector = SpellingCorrector(
+        [("cart", 9, True), ("card", 5, True)]
+    )  # "carx": one edit from both
     assert corrector("carx") == "cart"
-    assert SpellingCorrector(("card", "cart"))("carx") == "card"
+    assert SpellingCorrector([("card", 9, True), ("cart", 5, True)])("carx") == "card"
+
+
+def test_a_shared_misspelling_is_still_corrected_but_catalogue_words_never_are() -> None:
+    # "liht" typed in two queries is in the lexicon, yet "light" is far more frequent;
+    # "rose" (a colour in titles) is one edit from the more frequent brand "bose": kept.
+    lexicon = [("light", 40, True), ("bose", 30, True), ("rose", 3, True), ("liht", 2, False)]
+    corrector = SpellingCorrector(lexicon)
+    assert corrector("reading liht") == "reading light"
+    assert corrector("rose headphones") == "rose headphones"
+    assert SpellingCorrector([("light", 9, True), ("liht", 2, False)])("liht") == "liht"
 
 
 def test_edits1_are_exactly_one_edit_away() -> None:
@@ -75,11 +86,13 @@ def test_spec_corrects_queries_only_when_fitted_to() -> None:
     rows = pd.DataFrame(
         {"query": ["bsoe speaker", None], "title": ["bsoe speaker", "Red Backpack"]}
     )
-    plain = FeatureSpec.fit(schema, train, hash_buckets=8).encode(rows)
+    plain_spec = FeatureSpec.fit(schema, train, hash_buckets=8)
+    plain, plain_dim = plain_spec.encode(rows), plain_spec.dense_dim
     fitted = FeatureSpec.fit(schema, train, hash_buckets=8, spell_correct=True)
     fixed = fitted.encode(rows)
     assert plain.strings[plain.text_codes[0, 0]] == "bsoe speaker"
     assert fixed.strings[fixed.text_codes[0, 0]] == "bose speaker"
     assert fixed.strings[fixed.text_codes[0, 1]] == "bsoe speaker"  # titles are never changed
     assert fixed.text_codes[1, 0] == 0  # a null query stays null
+    assert fitted.dense_dim == plain_dim + 1 and list(fixed.dense[:, -1]) == [1.0, 0.0]
     assert FeatureSpec.from_json(fitted.to_json()) == fitted  # serving corrects the same way

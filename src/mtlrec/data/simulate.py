@@ -125,7 +125,7 @@ N_RATERS = 3
 class _Category:
     name: str  # the `category` label and the plainest query term
     group: str  # categories of one group are partly relevant to each other's queries
-    synonyms: tuple[str, ...]  # query terms that never appear in a title
+    synonyms: tuple[str, ...]  # query terms for the whole category (a few are also subtypes)
     subtypes: tuple[str, ...]  # the product noun of a title, also a query term
     brands: tuple[str, ...]
     colors: tuple[str, ...]
@@ -547,6 +547,11 @@ def _draw_query(rng: np.random.Generator, category: int) -> tuple[str, int, int,
     else:
         subtype = int(rng.integers(len(spec.subtypes)))
         term = spec.subtypes[subtype]
+        # A subtype worded like the category's own name or a synonym ("sofa", "loveseat" for a
+        # sofa) asks for any of them: a rater grades the words of the query, not how it was
+        # drawn, so the same words must mean the same intent.
+        if term.lower() in (spec.name, *spec.synonyms):
+            subtype = -1
     if roll[1] < 0.35:
         brand = BRANDS.index(spec.brands[rng.integers(len(spec.brands))])
     if roll[2] < 0.25:

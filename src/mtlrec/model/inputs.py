@@ -19,7 +19,7 @@ import torch
 
 from mtlrec.config import ModelConfig
 from mtlrec.model.match import TermMatch, term_match, word_match
-from mtlrec.model.spelling import SpellingCorrector, fit_lexicon
+from mtlrec.model.spelling import LexiconEntry, SpellingCorrector, fit_lexicon
 from mtlrec.model.tasks import LABEL_COLUMNS
 from mtlrec.model.text import TextEncoder, TextTable, build_text_table
 
@@ -159,9 +159,9 @@ class FeatureSpec:
     numerics: tuple[NumericFeature, ...] = ()
     arrays: tuple[ArrayFeature, ...] = ()
     texts: tuple[str, ...] = ()
-    # Query spelling correction (`text.spell_correct`): the words a query word may be corrected
-    # to, most frequent first; empty: queries are read as typed.
-    lexicon: tuple[str, ...] = ()
+    # Query spelling correction (`text.spell_correct`): (word, count, in an item text) of the
+    # training frame's words, most frequent first; empty: queries are read as typed.
+    lexicon: tuple[LexiconEntry, ...] = ()
     version: int = field(default=SPEC_VERSION)
 
     @classmethod
@@ -176,7 +176,7 @@ class FeatureSpec:
         by_kind = {
             kind: [f.name for f in schema if f.kind == kind] for kind in get_args(FeatureKind)
         }
-        lexicon: tuple[str, ...] = ()
+        lexicon: tuple[LexiconEntry, ...] = ()
         if spell_correct and QUERY_FEATURE in by_kind["text"]:
             others = [train[name] for name in by_kind["text"] if name != QUERY_FEATURE]
             lexicon = fit_lexicon(train[QUERY_FEATURE], itertools.chain(*others))
@@ -206,8 +206,10 @@ class FeatureSpec:
 
     @property
     def dense_dim(self) -> int:
-        """Numeric values and missing flags, then array values and missing flags."""
-        return 2 * len(self.numerics) + sum(a.length for a in self.arrays) + len(self.arrays)
+        """Numeric values and missing flags, then array values and missing flags, then (with
+        spelling correction) whether the query was rewritten."""
+        arrays = sum(a.length for a in self.arrays) + len(self.arrays)
+        return 2 * len(self.numerics) + arrays + int(self.corrects_queries)
 
     @property
     def query_index(self) -> int | None:
@@ -228,13 +230,25 @@ class FeatureSpec:
         n_rows = len(frame)
         fields = [hash_ids(frame[name], self.hash_buckets) for name in self.ids]
         fields += [_encode_categorical(c, frame[c.name]) for c in self.categoricals]
-        strings, codes = TextTable.distinct(self._text_values(frame, name) for name in self.texts)
+        texts = {name: self._text_values(frame, name) for name in self.texts}
+        strings, codes = TextTable.distinct(texts[name] for name in self.texts)
+        dense = self._encode_dense(frame)
+        if self.corrects_queries:
+            # Features computed upstream from the query as typed (the feature store's lexical
+            # match) say "no match" for a word the correction fixed: this flag lets the model
+            # learn when to discount them.
+            rewritten = _rewritten(frame[QUERY_FEATURE].tolist(), texts[QUERY_FEATURE])
+            dense = np.concatenate([dense, rewritten[:, None]], axis=1)
         return EncodedFrame(
             fields=np.stack(fields, axis=1) if fields else np.zeros((n_rows, 0), np.int64),
-            dense=self._encode_dense(frame),
+            dense=dense,
             text_codes=np.stack(codes, axis=1) if codes else np.zeros((n_rows, 0), np.int64),
             strings=strings,
         )
+
+    @property
+    def corrects_queries(self) -> bool:
+        return bool(self.lexicon) and QUERY_FEATURE in self.texts
 
     def _text_values(self, frame: pd.DataFrame, name: str) -> list[object]:
         if name != QUERY_FEATURE or not self.lexicon:
@@ -270,7 +284,9 @@ class FeatureSpec:
             numerics=tuple(NumericFeature(**n) for n in raw["numerics"]),
             arrays=tuple(ArrayFeature(**a) for a in raw["arrays"]),
             texts=tuple(raw["texts"]),
-            lexicon=tuple(raw.get("lexicon", ())),  # a spec saved before it: no correction
+            lexicon=tuple(
+                (w, int(n), bool(t)) for w, n, t in raw.get("lexicon", ())
+            ),  # a spec saved before it: no correction
         )
 
     def save(self, path: Path) -> None:
@@ -286,6 +302,12 @@ def _require_columns(frame: pd.DataFrame, names: list[str]) -> None:
     missing = [name for name in names if name not in frame.columns]
     if missing:
         raise KeyError(f"frame lacks feature columns {missing}")
+
+
+def _rewritten(typed: list[object], read: list[object]) -> np.ndarray:
+    """(N,) 1.0 where spelling correction changed a query's words, else 0.0 (null queries too)."""
+    changed = [isinstance(t, str) and t.lower() != r for t, r in zip(typed, read, strict=True)]
+    return np.asarray(changed, dtype=np.float32)
 
 
 def _encode_categorical(feature: CategoricalFeature, series: pd.Series) -> np.ndarray:

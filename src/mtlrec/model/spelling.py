@@ -3,13 +3,15 @@
 A misspelled query word ("backpck", "cordelss") is a word the encoder has rarely seen and that no
 title contains: the exact-match kernels miss it and its embedding drifts from the word meant, so a
 model scores the item as irrelevant whatever it learned. Search engines rewrite such words before
-ranking. Here a query word of at least `MIN_LENGTH` characters that is not in the lexicon is
+ranking. Here a query word of at least `MIN_LENGTH` characters that no item text contains is
 replaced by the most frequent lexicon word one edit away (a deletion, insertion, substitution or
-swap of adjacent characters); a word with no such neighbour is kept as typed.
+swap of adjacent characters) that is at least `DOMINANCE` times as frequent as the word itself
+(any, for a word never seen in training); a word with no such neighbour is kept as typed.
 
-The lexicon is fitted on the training frame: every word of the item texts (titles), and every
-query word seen in at least `MIN_QUERIES` distinct queries, so that a correctly spelled word
-people use but titles do not ("couch" for a sofa) is never "corrected" into a title word. It is
+The lexicon is fitted on the training frame: every word of the item texts (titles), never
+corrected, and every query word, each counted in how many distinct texts and queries it occurs.
+A correctly spelled word that people use but titles do not ("couch" for a sofa) is frequent, and
+stays; a misspelling is rare even when two queries happen to share it ("liht" for "light"). It is
 stored in the feature spec, so serving corrects exactly as training did.
 """
 
@@ -17,30 +19,34 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 MIN_LENGTH = 4  # shorter words are too ambiguous at one edit ("led" / "red"), typos need four
-MIN_QUERIES = 2  # a misspelling is rarely typed the same way in two different queries
+DOMINANCE = 5  # a correction must be this many times as frequent as the word typed
 _TOKEN = re.compile(r"[a-z0-9]+(?:[.-][a-z0-9]+)*")
+
+# (word, distinct texts and queries it occurs in, whether an item text has it)
+LexiconEntry = tuple[str, int, bool]
 
 
 def tokens(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
 
 
-def fit_lexicon(queries: Iterable[object], texts: Iterable[object]) -> tuple[str, ...]:
-    """Words of the distinct `texts` and of `MIN_QUERIES`+ distinct `queries`, most frequent first
-    (ties in alphabetical order, so the fit is deterministic). Nulls are skipped."""
+def _document_counts(strings: Iterable[object]) -> Counter[str]:
     counts: Counter[str] = Counter()
-    for text in {t for t in texts if isinstance(t, str)}:
-        counts.update(tokens(text))
-    in_queries: Counter[str] = Counter()
-    for query in {q for q in queries if isinstance(q, str)}:
-        in_queries.update(set(tokens(query)))
-    for word, n_queries in in_queries.items():
-        if n_queries >= MIN_QUERIES:
-            counts[word] += n_queries
-    return tuple(sorted(counts, key=lambda word: (-counts[word], word)))
+    for text in {t for t in strings if isinstance(t, str)}:
+        counts.update(set(tokens(text)))
+    return counts
+
+
+def fit_lexicon(queries: Iterable[object], texts: Iterable[object]) -> tuple[LexiconEntry, ...]:
+    """Every word of the distinct `texts` and `queries`, most frequent first (ties in alphabetical
+    order, so the fit is deterministic). Nulls are skipped."""
+    in_texts = _document_counts(texts)
+    counts = in_texts + _document_counts(queries)
+    ordered = sorted(counts, key=lambda word: (-counts[word], word))
+    return tuple((word, counts[word], word in in_texts) for word in ordered)
 
 
 def _alphabet(rank: Mapping[str, int]) -> str:
@@ -60,17 +66,21 @@ def edits1(word: str, alphabet: str) -> set[str]:
 class SpellingCorrector:
     """Corrects query words against a fitted lexicon (see the module docstring)."""
 
-    def __init__(self, lexicon: Iterable[str]) -> None:
-        self.rank = {word: i for i, word in enumerate(lexicon)}
+    def __init__(self, lexicon: Iterable[Sequence[object]]) -> None:
+        entries = [(str(word), int(count), bool(in_text)) for word, count, in_text in lexicon]
+        self.rank = {word: i for i, (word, _, _) in enumerate(entries)}
+        self.count = {word: count for word, count, _ in entries}
+        self.catalogue = {word for word, _, in_text in entries if in_text}
         self.alphabet = _alphabet(self.rank)
         self._fixes: dict[str, str] = {}
 
     def word(self, word: str) -> str:
         """The lexicon word meant by `word` (lowercase), or `word` itself."""
-        if len(word) < MIN_LENGTH or word in self.rank or not self.rank:
+        if len(word) < MIN_LENGTH or word in self.catalogue or not self.rank:
             return word
         if word not in self._fixes:
-            candidates = [w for w in edits1(word, self.alphabet) if w in self.rank]
+            floor = max(DOMINANCE * self.count.get(word, 0), 1)  # unseen: any word
+            candidates = [w for w in edits1(word, self.alphabet) if self.count.get(w, 0) >= floor]
             self._fixes[word] = min(candidates, key=self.rank.__getitem__, default=word)
         return self._fixes[word]
 
