@@ -126,6 +126,9 @@ class TextConfig(_Section):
     # Per query term kernel counts, weighed by a gate on the term's embedding (DRMM term gating):
     # which query word went unmatched, not only how many.
     term_gating: bool = False
+    # With term gating, a learned vector per query word (hashed into this many buckets; 0: none)
+    # beside the gate on its frozen embedding: a word's own weight, not only its neighbours'.
+    term_buckets: int = Field(default=0, ge=0)
     # Query words one edit from a word of the catalogue are corrected to it before encoding
     # (see model/spelling.py): a misspelled query otherwise matches no title.
     spell_correct: bool = False

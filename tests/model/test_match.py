@@ -58,3 +58,21 @@ def test_term_match_says_which_query_word_went_unmatched(tmp_path: Path) -> None
     np.testing.assert_array_equal(terms.vectors[t[0, 1]], terms.vectors[t[1, 1]])  # "drill"
     assert not terms.counts[rows[2]].any()
     assert match.term_match(strings, codes, None, TINY, tmp_path) is None
+
+
+def test_term_buckets_are_stable_across_frames(tmp_path: Path) -> None:
+    cfg = TINY.model_copy(update={"term_buckets": 64})
+    first = match.term_match(
+        ["", "bosch drill", "Bosch Drill"], np.array([[1, 2]]), 0, cfg, tmp_path
+    )
+    other = ["", "red lamp", "drill bosch", "Red Lamp"]  # another vocabulary order
+    second = match.term_match(other, np.array([[2, 3], [1, 3]]), 0, cfg, tmp_path)
+    assert first is not None and second is not None
+    bucket = lambda m, row, term: m.buckets[m.terms[m.index[row], term]]  # noqa: E731
+    assert bucket(first, 0, 0) == bucket(second, 0, 1)  # "bosch", first and second word
+    assert bucket(first, 0, 1) == bucket(second, 0, 0)  # "drill"
+    assert 1 <= bucket(first, 0, 0) <= 64 and first.buckets[0] == 0  # 0 is padding only
+    plain = match.term_match(
+        ["", "bosch drill", "Bosch Drill"], np.array([[1, 2]]), 0, TINY, tmp_path
+    )
+    assert plain is not None and not plain.buckets.any()

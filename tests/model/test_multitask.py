@@ -184,6 +184,24 @@ def test_term_gating_feeds_the_bottom_and_learns_from_the_terms(
         model(without_terms)
 
 
+def test_term_buckets_add_a_learned_gate_per_word_starting_at_zero(
+    frame: pd.DataFrame, spec: FeatureSpec, tmp_path: Path
+) -> None:
+    text = TextConfig(encoder="tiny", max_length=16, term_gating=True)
+    plain_cfg = tiny_cfg(text=text)
+    cfg = tiny_cfg(text=text.model_copy(update={"term_buckets": 32}))
+    torch.manual_seed(0)
+    plain = MultiTaskModel(plain_cfg, spec)
+    torch.manual_seed(0)
+    model = MultiTaskModel(cfg, spec)
+    batch = tensor_frame(spec, cfg, frame, tmp_path).inputs(torch.arange(len(frame)))
+    assert batch.terms is not None and batch.terms.buckets.max() > 0
+    torch.testing.assert_close(model.terms(batch.terms), plain.terms(batch.terms))  # zero init
+    model(batch).relevance.sum().backward()
+    grad = model.terms.own.weight.grad
+    assert grad[1:].abs().sum() > 0 and not grad[0].any()  # padding never learns
+
+
 def test_a_read_only_cvr_leaves_the_embeddings_to_the_other_tasks(
     frame: pd.DataFrame, spec: FeatureSpec, tmp_path: Path
 ) -> None:

@@ -369,6 +369,7 @@ class TermInputs:
     vectors: torch.Tensor  # (B, Lq, D) frozen word embeddings, zeros for padding
     counts: torch.Tensor  # (B, Lq, W) kernel counts against the other texts
     mask: torch.Tensor  # (B, Lq) bool: a real term
+    buckets: torch.Tensor  # (B, Lq) hash bucket of each term, 0 for padding
 
 
 @dataclass(frozen=True)
@@ -379,16 +380,17 @@ class TermTable:
     terms: torch.Tensor  # (P, Lq)
     index: torch.Tensor  # (N,)
     vectors: torch.Tensor  # (V + 1, D)
+    buckets: torch.Tensor  # (V + 1,)
 
     @classmethod
     def build(cls, match: TermMatch) -> TermTable:
         return cls(*(torch.from_numpy(a) for a in (match.counts, match.terms, match.index,
-                                                    match.vectors)))  # fmt: skip
+                                                    match.vectors, match.buckets)))  # fmt: skip
 
     def inputs(self, rows: torch.Tensor) -> TermInputs:
         tuples = self.index[rows]  # (B,)
         terms = self.terms[tuples]  # (B, Lq)
-        return TermInputs(self.vectors[terms], self.counts[tuples], terms > 0)
+        return TermInputs(self.vectors[terms], self.counts[tuples], terms > 0, self.buckets[terms])
 
 
 @dataclass

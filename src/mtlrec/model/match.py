@@ -14,6 +14,7 @@ strings, computed once per distinct pair. A null query or text gives zeros.
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,6 +146,16 @@ class TermMatch:
     terms: np.ndarray  # (P, MAX_QUERY_TERMS) int64 rows of `vectors`, 0 pads
     index: np.ndarray  # (N,) int64
     vectors: np.ndarray  # (V + 1, D) float32
+    buckets: np.ndarray  # (V + 1,) int64 hash bucket of each word (1..term_buckets), 0 pads
+
+
+def word_buckets(vocabulary: Sequence[str], n_buckets: int) -> np.ndarray:
+    """(V + 1,) a stable bucket per word, 1..n_buckets (0: padding; all 0 when n_buckets is 0):
+    the same word gets the same bucket in every frame and process (CRC32, not Python's hash)."""
+    if n_buckets == 0:
+        return np.zeros(len(vocabulary) + 1, np.int64)
+    hashed = [zlib.crc32(word.encode()) % n_buckets + 1 for word in vocabulary]
+    return np.asarray([0, *hashed], dtype=np.int64)
 
 
 def n_term_features(n_texts: int, query_index: int | None) -> int:
@@ -173,7 +184,8 @@ def term_match(
     if not vocabulary:
         counts = np.zeros((len(distinct), MAX_QUERY_TERMS, width), np.float32)
         vectors = np.zeros((1, encoder_dim(cfg)), np.float32)
-        return TermMatch(counts, terms.astype(np.int64), index.reshape(-1), vectors)
+        buckets = np.zeros(1, np.int64)
+        return TermMatch(counts, terms.astype(np.int64), index.reshape(-1), vectors, buckets)
     vectors = embed_texts(vocabulary, cfg.model_copy(update={"finetune_layers": 0}), cache_dir)
     similarity = vectors @ vectors.T  # (V, V)
     query_words = table[distinct[:, 0], :MAX_QUERY_TERMS]  # (P, Lq)
@@ -184,4 +196,7 @@ def term_match(
         parts.append(counts)
     padded = np.concatenate([np.zeros((1, vectors.shape[1]), np.float32), vectors], axis=0)
     counts = np.concatenate(parts, axis=2)  # (P, Lq, width)
-    return TermMatch(counts, terms.astype(np.int64), index.reshape(-1), padded.astype(np.float32))
+    buckets = word_buckets(vocabulary, cfg.term_buckets)
+    return TermMatch(
+        counts, terms.astype(np.int64), index.reshape(-1), padded.astype(np.float32), buckets
+    )

@@ -145,7 +145,7 @@ def build_term_gating(cfg: ModelConfig, spec: FeatureSpec) -> TermGating | None:
     width = n_term_features(len(spec.texts), spec.query_index)
     if not cfg.text.term_gating or width == 0:
         return None
-    return TermGating(encoder_dim(cfg.text), width, cfg.text_dim)
+    return TermGating(encoder_dim(cfg.text), width, cfg.text_dim, cfg.text.term_buckets)
 
 
 class TextFeatures(nn.Module):

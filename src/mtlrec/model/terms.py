@@ -15,15 +15,26 @@ from mtlrec.model.inputs import TermInputs
 
 
 class TermGating(nn.Module):
-    """sum_t mask_t * gate(v_t) * match(c_t): (B, Lq, D), (B, Lq, W) -> (B, H)."""
+    """sum_t mask_t * gate(v_t, b_t) * match(c_t): (B, Lq, D), (B, Lq, W) -> (B, H).
 
-    def __init__(self, vector_dim: int, count_dim: int, out_dim: int) -> None:
+    With `n_buckets`, the gate adds a learned vector of the term's hash bucket to the projection
+    of its frozen embedding, zero at the start: the embedding generalises to unseen words, the
+    bucket vector fits each frequent word's own weight."""
+
+    def __init__(self, vector_dim: int, count_dim: int, out_dim: int, n_buckets: int = 0) -> None:
         super().__init__()
         self.gate = nn.Linear(vector_dim, out_dim)  # what the term is
         self.match = nn.Linear(count_dim, out_dim)  # how it matched; the bias: not at all
+        self.own: nn.Embedding | None = None
+        if n_buckets:
+            self.own = nn.Embedding(n_buckets + 1, out_dim, padding_idx=0)
+            nn.init.zeros_(self.own.weight)
         self.out_dim = out_dim
 
     def forward(self, terms: TermInputs) -> torch.Tensor:
-        weighted = self.gate(terms.vectors) * self.match(terms.counts)  # (B, Lq, H)
+        gate = self.gate(terms.vectors)  # (B, Lq, H)
+        if self.own is not None:
+            gate = gate + self.own(terms.buckets)
+        weighted = gate * self.match(terms.counts)  # (B, Lq, H)
         mask = terms.mask.unsqueeze(-1).to(weighted.dtype)  # (B, Lq, 1)
         return (weighted * mask).sum(dim=1)  # (B, H); zeros without a query
