@@ -20,6 +20,12 @@ item_profile = FeatureView(
         Field(name="category", dtype=String, tags=CATEGORICAL, description="Category or unknown"),
         Field(name="brand", dtype=String, tags=CATEGORICAL, description="Brand or unknown"),
         Field(name="price", dtype=Float64, tags=NUMERIC, description="Price; null if unknown"),
+        Field(
+            name="price_index",
+            dtype=Float64,
+            tags=NUMERIC,
+            description="log(price / median price of its category); null if either is unknown",
+        ),
     ],
     source=item_profile_source,
     online=True,

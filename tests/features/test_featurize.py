@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from mtlrec.config import TextConfig
-from mtlrec.features.featurize import rolling_activity, snapshot_days
+from mtlrec.features.featurize import price_index, rolling_activity, snapshot_days
 from mtlrec.model.text import MINILM_DIM, TextEmbeddingCache, encoder_id
 
 
@@ -77,3 +77,15 @@ def test_title_embeddings_land_in_the_cache_training_reads(feature_project: Path
     cache = TextEmbeddingCache(feature_project / "data" / "cache", encoder_id(TextConfig()))
     keys = [cache.key(title.strip()) for title in titles["title"]]
     assert set(cache.lookup(keys)) == set(keys)
+
+
+def test_price_index_compares_a_price_with_its_category_median() -> None:
+    items = pd.DataFrame(
+        {
+            "category": ["sofa", "sofa", "sofa", "lamp", "lamp", "unknown", None, "lamp"],
+            "price": [300.0, 600.0, 1200.0, 30.0, 60.0, 50.0, 50.0, None],
+        }
+    )
+    index = price_index(items)
+    np.testing.assert_allclose(index[:5], np.log([0.5, 1.0, 2.0, 30 / 45, 60 / 45]))
+    assert index[5:].isna().all()  # unknown category, no category, no price

@@ -77,8 +77,19 @@ def user_profile(users: pd.DataFrame) -> pd.DataFrame:
 
 def item_profile(items: pd.DataFrame) -> pd.DataFrame:
     frame = items[["item_id", "title", "category", "brand", "price"]].copy()
+    frame["price_index"] = price_index(frame)
     frame["event_timestamp"] = _microseconds(items["created_ts"])
     return frame.sort_values("item_id", ignore_index=True)
+
+
+def price_index(items: pd.DataFrame) -> pd.Series:
+    """log(price / the median price of the item's category): dear or cheap for what it is, the
+    price a shopper compares (a 300 sofa is cheap, a 300 lamp is not). Null without a price or
+    a known category."""
+    known = items["category"].notna() & (items["category"] != "unknown")
+    price = items["price"].where(items["price"] > 0)  # a zero or negative price has no log
+    median = price[known].groupby(items.loc[known, "category"]).median()
+    return np.log(price / items["category"].map(median).where(known))
 
 
 def item_text(items: pd.DataFrame, text: TextConfig, cache: Path) -> pd.DataFrame:
