@@ -27,7 +27,7 @@ from mtlrec.config import load_params
 from mtlrec.training.synthetic import write_synthetic_dataset
 from mtlrec.training.train import run
 
-DEFAULT_IMPRESSIONS = 500_000  # 10 training days x 50,000 of the default simulation
+DEFAULT_IMPRESSIONS = 500_000  # about half the default simulation's training days (10 x 100,000)
 DEFAULT_JUDGMENTS = 4_800
 
 
