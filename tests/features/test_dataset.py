@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mtlrec.config import DatasetConfig
 from mtlrec.features import dataset, featurize
 from mtlrec.features.dataset import entity_rows
 from mtlrec.features.store import open_store
@@ -184,3 +185,23 @@ def test_entity_rows_carry_the_request_time_query() -> None:
     rows = entity_rows(impressions, judgments)
     assert rows["query"].tolist() == ["desk lamp", None, "sofa"]
     assert rows["user_id"].tolist() == [1, 2, dataset.NO_USER]
+
+
+def test_query_split_follows_the_hash_and_gives_few_queries_every_split() -> None:
+    config = DatasetConfig(judgment_valid_share=0.15, judgment_test_share=0.15)
+    many = [f"query {i}" for i in range(2000)]
+    split = dataset.query_splits(pd.Series(many), config)
+    by_hash = {
+        q: "test" if h < 0.15 else "valid" if h < 0.3 else "train"
+        for q, h in ((q, dataset._unit_hash(q)) for q in many)
+    }
+    assert split == by_hash  # nothing moves when the hash fills every split
+    for n in range(3, 16):
+        few = dataset.query_splits(pd.Series([f"q{i}" for i in range(n)] * 2), config)
+        assert set(few.values()) == {"train", "valid", "test"}, n
+    assert set(dataset.query_splits(pd.Series(["a", "b"]), config).values()) <= {
+        "train",
+        "test",
+        "valid",
+    }
+    assert "train" in dataset.query_splits(pd.Series(["a", "b"]), config).values()

@@ -120,13 +120,30 @@ def assign_split(table: pd.DataFrame, config: DatasetConfig) -> pd.Series:
     split[shown & (table["event_timestamp"] >= valid_start)] = "valid"
     split[shown & (table["event_timestamp"] >= test_start)] = "test"
     judged = ~shown
-    bucket = table.loc[judged, "query"].map(_unit_hash)
-    split[judged & (bucket < config.judgment_test_share).reindex(table.index, fill_value=False)] = (
-        "test"
-    )
-    valid_cut = config.judgment_test_share + config.judgment_valid_share
-    in_valid = (bucket >= config.judgment_test_share) & (bucket < valid_cut)
-    split[judged & in_valid.reindex(table.index, fill_value=False)] = "valid"
+    by_query = query_splits(table.loc[judged, "query"], config)
+    split[judged] = table.loc[judged, "query"].map(by_query)
+    return split
+
+
+def query_splits(queries: pd.Series, config: DatasetConfig) -> dict[str, str]:
+    """The split of each distinct query: by a stable hash into [0, 1), test below the test share,
+    valid in the next valid share. A split that the hash leaves empty (a source with a dozen
+    queries) gets the train query nearest its range, as long as train keeps one: a few queries
+    must still give the train, valid and test splits a pipeline needs."""
+    distinct = sorted(set(queries))
+    bucket = {query: _unit_hash(query) for query in distinct}
+    test_cut = config.judgment_test_share
+    valid_cut = test_cut + config.judgment_valid_share
+    ranges = {"test": (0.0, test_cut), "valid": (test_cut, valid_cut)}
+    split = {
+        query: "test" if b < test_cut else "valid" if b < valid_cut else "train"
+        for query, b in bucket.items()
+    }
+    for name, (low, high) in ranges.items():
+        train = [query for query in distinct if split[query] == "train"]
+        if high > low and name not in split.values() and len(train) > 1:
+            nearest = min(train, key=lambda q: max(low - bucket[q], bucket[q] - high, 0.0))
+            split[nearest] = name
     return split
 
 
