@@ -1,5 +1,6 @@
 """Query spelling correction: a misspelling becomes the catalogue word meant, real words stay."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -84,7 +85,7 @@ def test_spec_corrects_queries_only_when_fitted_to() -> None:
         {"query": ["bose speaker", None], "title": ["Bose Speaker", "Red Backpack"]}
     )
     rows = pd.DataFrame(
-        {"query": ["bsoe speaker", None], "title": ["bsoe speaker", "Red Backpack"]}
+        {"query": ["bsoe speaker", None, np.nan], "title": ["bsoe speaker", "Red Backpack", "x"]}
     )
     plain_spec = FeatureSpec.fit(schema, train, hash_buckets=8)
     plain, plain_dim = plain_spec.encode(rows), plain_spec.dense_dim
@@ -93,6 +94,6 @@ def test_spec_corrects_queries_only_when_fitted_to() -> None:
     assert plain.strings[plain.text_codes[0, 0]] == "bsoe speaker"
     assert fixed.strings[fixed.text_codes[0, 0]] == "bose speaker"
     assert fixed.strings[fixed.text_codes[0, 1]] == "bsoe speaker"  # titles are never changed
-    assert fixed.text_codes[1, 0] == 0  # a null query stays null
-    assert fitted.dense_dim == plain_dim + 1 and list(fixed.dense[:, -1]) == [1.0, 0.0]
+    assert fixed.text_codes[1, 0] == fixed.text_codes[2, 0] == 0  # a null query stays null
+    assert fitted.dense_dim == plain_dim + 1 and list(fixed.dense[:, -1]) == [1.0, 0.0, 0.0]
     assert FeatureSpec.from_json(fitted.to_json()) == fitted  # serving corrects the same way

@@ -254,9 +254,9 @@ class FeatureSpec:
         if name != QUERY_FEATURE or not self.lexicon:
             return frame[name].tolist()
         corrector = SpellingCorrector(self.lexicon)
-        distinct = frame[name].drop_duplicates()
-        fixed = dict(zip(distinct, (corrector(q) for q in distinct), strict=True))
-        return [fixed[q] for q in frame[name].tolist()]
+        values = frame[name].tolist()
+        fixed = {q: corrector(q) for q in {v for v in values if isinstance(v, str)}}
+        return [fixed[v] if isinstance(v, str) else v for v in values]  # nulls (None, NaN) stay
 
     def _encode_dense(self, frame: pd.DataFrame) -> np.ndarray:
         numerics = [_encode_numeric(n, frame[n.name]) for n in self.numerics]
