@@ -35,12 +35,13 @@ KERNELS: tuple[tuple[float, float], ...] = (
 )
 MAX_WORDS = 24  # words kept per text; titles and queries are shorter
 PAIR_CHUNK = 4096  # pairs per vectorised block: bounds memory at (chunk, words, words, kernels)
-_WORD = re.compile(r"[a-z0-9]+(?:[.-][a-z0-9]+)*")
+# A word of a lowercased text ("5.3", "7-1/4" and "usb-c" stay whole); spelling.py reads the same.
+WORD = re.compile(r"[a-z0-9]+(?:[.-][a-z0-9]+)*")
 
 
 def words(text: str) -> list[str]:
     """Lowercase word tokens ("5.3", "7-1/4" and "usb-c" stay whole), at most MAX_WORDS."""
-    return _WORD.findall(text.lower())[:MAX_WORDS]
+    return WORD.findall(text.lower())[:MAX_WORDS]
 
 
 def n_match_features(n_texts: int, query_index: int | None) -> int:

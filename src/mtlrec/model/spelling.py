@@ -17,20 +17,20 @@ stored in the feature spec, so serving corrects exactly as training did.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
+from mtlrec.model.match import WORD
+
 MIN_LENGTH = 4  # shorter words are too ambiguous at one edit ("led" / "red"), typos need four
 DOMINANCE = 5  # a correction must be this many times as frequent as the word typed
-_TOKEN = re.compile(r"[a-z0-9]+(?:[.-][a-z0-9]+)*")
 
 # (word, distinct texts and queries it occurs in, whether an item text has it)
 LexiconEntry = tuple[str, int, bool]
 
 
 def tokens(text: str) -> list[str]:
-    return _TOKEN.findall(text.lower())
+    return WORD.findall(text.lower())
 
 
 def _document_counts(strings: Iterable[object]) -> Counter[str]:
@@ -88,4 +88,4 @@ class SpellingCorrector:
         """The text with its misspelled words replaced (lowercased); a null stays null."""
         if not isinstance(text, str):
             return text
-        return _TOKEN.sub(lambda match: self.word(match.group(0)), text.lower())
+        return WORD.sub(lambda match: self.word(match.group(0)), text.lower())
