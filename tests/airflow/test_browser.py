@@ -21,6 +21,7 @@ from urllib.parse import quote, unquote
 import pytest
 
 from mtlrec import pipeline
+from mtlrec.registry import Registry
 from tests.airflow.conftest import CHROMEDRIVER, CHROMIUM, SCREENSHOTS, make_project
 from tests.airflow.services import PASSWORD, USER, Airflow, wait_for
 
@@ -194,7 +195,7 @@ def test_scheduler_crash_loses_nothing(browser_run: BrowserRun) -> None:
     assert tries[browser_run.crashed_during] == 2, tries  # killed once, then finished
     registry = browser_run.project / "models" / "registry"
     assert sorted(path.name for path in registry.glob("v*")) == ["v1"]
-    assert pipeline.version_of_run(registry, run_id) == "v1"
+    assert Registry(registry).version_of_run(run_id) == "v1"
     assert pipeline.production(browser_run.project) == {"version": "v1", "run_id": run_id}
     assert (browser_run.project / "metrics" / "challenger.json").is_file()
     listed = pipeline.dvc(browser_run.project, "exp", "list", "--name-only").split()

@@ -14,6 +14,7 @@ import yaml
 
 from mtlrec import pipeline
 from mtlrec.config import ConfigError
+from mtlrec.registry import Registry
 from tests.conftest import REPO
 
 NOW = datetime(2026, 3, 10, 12, 30, tzinfo=UTC)
@@ -145,8 +146,8 @@ def test_registry_lookups_by_run(tmp_path: Path) -> None:
     _register(registry, "v1", "manual__a")
     _register(registry, "v2", "manual__b")
     (registry / "production.json").write_text(json.dumps({"version": "v2", "history": []}))
-    assert pipeline.version_of_run(registry, "manual__b") == "v2"
-    assert pipeline.version_of_run(registry, "manual__c") is None
+    assert Registry(registry).version_of_run("manual__b") == "v2"
+    assert Registry(registry).version_of_run("manual__c") is None
     assert pipeline.production(tmp_path) == {"version": "v2", "run_id": "manual__b"}
 
 

@@ -1,7 +1,10 @@
 """The promote stage: score the champion on the challenger's test set, gate, register.
 
 The champion is re-evaluated on exactly the rows the challenger was evaluated on, so the
-comparison is fair even when the data moved since the champion was trained.
+comparison is fair even when the data moved since the champion was trained. A champion whose
+files are damaged is not compared at all: the stage fails and says how to repair it (roll back
+to a healthy version, or `gate.force_promote` to replace it). Registering and moving the alias
+is one idempotent step, so a retry after a crash finishes what the first try began.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pathlib import Path
 from mtlrec.config import EvaluateConfig, GateConfig
 from mtlrec.evaluation.evaluate import evaluate_model
 from mtlrec.evaluation.gate import GateDecision, Metrics, decide
-from mtlrec.registry import Registry, data_hashes
+from mtlrec.registry import Registry, RegistryError, data_hashes
 
 RUN_ID_ENV = "MTLREC_RUN_ID"  # set by the Airflow DAG: the run that made the model
 
@@ -50,16 +53,24 @@ def run(gate: GateConfig, evaluation: EvaluateConfig, paths: PromotePaths) -> Pr
     challenger: Metrics = json.loads(paths.challenger_metrics.read_text())
     registry = Registry(paths.registry)
     champion_version = registry.production()
+    if champion_version is not None and registry.holding(paths.challenger) == champion_version:
+        # A retry of the run that promoted this very model (killed before its report): judge
+        # it against the champion it replaced, so the retry reports what the first try did.
+        champion_version = registry.replaced_by(champion_version)
     champion, decision = _judge(gate, evaluation, paths, registry, champion_version, challenger)
     version = None
     if decision.promote:
-        version = registry.register(paths.challenger, _metadata(challenger, paths))
-        registry.set_production(version, reason="; ".join(decision.reasons))
+        reason = "; ".join(decision.reasons)
+        version = registry.promote(paths.challenger, _metadata(challenger, paths), reason)
     outcome = PromoteOutcome(
         decision.promote, version, champion_version, decision.reasons, challenger, champion
     )
-    paths.out.parent.mkdir(parents=True, exist_ok=True)
-    paths.out.write_text(json.dumps(asdict(outcome), indent=2, sort_keys=True) + "\n")
+    return _report(outcome, paths.out)
+
+
+def _report(outcome: PromoteOutcome, out: Path) -> PromoteOutcome:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(asdict(outcome), indent=2, sort_keys=True) + "\n")
     return outcome
 
 
@@ -73,6 +84,9 @@ def _judge(
 ) -> tuple[Metrics | None, GateDecision]:
     if champion_version is None:
         return None, decide(gate, challenger, None)
+    problems = registry.problems(champion_version)
+    if problems:
+        return None, _broken_champion(gate, registry, champion_version, problems)
     try:
         champion = evaluate_model(
             evaluation, registry.path(champion_version), paths.data, paths.truth, paths.cache
@@ -83,6 +97,19 @@ def _judge(
         promote = gate.force_promote
         return None, GateDecision(promote, [reason] + (["force_promote is set"] if promote else []))
     return champion, decide(gate, challenger, champion)
+
+
+def _broken_champion(
+    gate: GateConfig, registry: Registry, version: str, problems: list[str]
+) -> GateDecision:
+    """A damaged champion cannot be compared, and keeping it silently would block every later
+    promotion: replace it only when forced, else fail and say what to do."""
+    reason = f"champion {version} is broken: {'; '.join(problems)}"
+    if gate.force_promote:
+        return GateDecision(True, [reason, "force_promote is set"])
+    healthy = [v for v in registry.healthy() if v != version]
+    fix = f"`mtlrec rollback --to {healthy[-1]}`" if healthy else "no healthy version to roll to"
+    raise RegistryError(f"{reason}. Repair: {fix}, or set gate.force_promote: true to replace it")
 
 
 def _metadata(challenger: Metrics, paths: PromotePaths) -> dict:
