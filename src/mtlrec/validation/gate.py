@@ -16,6 +16,7 @@ checked, so the run stops before featurize: the online store and the champion ar
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +26,8 @@ from typing import Any
 import pandas as pd
 
 from mtlrec.config import ValidateConfig
+from mtlrec.errors import UserError
+from mtlrec.names import safe_batch_id, shown
 from mtlrec.validation.contract import ROW_INDEX, ROW_KEYS, TABLES
 from mtlrec.validation.filing import Verdict, file_batch
 from mtlrec.validation.gx_context import Suite, build_docs, docs_page, open_context, wire_suites
@@ -48,7 +51,7 @@ __all__ = ["BatchOutcome", "Failure", "ValidationFailed", "ValidationReport", "r
 LEDGER_NAME = "ingest_ledger.json"
 
 
-class ValidationFailed(RuntimeError):
+class ValidationFailed(UserError, RuntimeError):
     """At least one batch failed validation; the message names every cause."""
 
 
@@ -69,7 +72,7 @@ def run(
     """
     context = open_context(project_root)
     batches = [(t, f) for t in TABLES for f in sorted((landing / t).glob("*.parquet"))]
-    landed = {f"{table}/{file.stem}" for table, file in batches}
+    landed = {f"{table}/{safe_batch_id(file.stem)}" for table, file in batches}
     gate = _Gate(
         config=config,
         context=context,
@@ -79,7 +82,8 @@ def run(
     )
     outcomes = [gate.check(table, file, validated, quarantine) for table, file in batches]
     gate.ledger.save()
-    report = ValidationReport(outcomes, build_docs(context, gate.result_ids, config.keep_results))
+    docs = build_docs(context, gate.result_ids, config.keep_results)
+    report = ValidationReport(outcomes, docs, ignored=unknown_files(landing))
     if report.failed:
         raise ValidationFailed(report.message())
     return report
@@ -126,20 +130,28 @@ class _Gate:
         self.ledger.accept(key, verdict.digest or "", len(good))
 
     def _judge(self, table: str, source: Path) -> tuple[Verdict, pd.DataFrame]:
+        batch_id = safe_batch_id(source.stem)
+
         def reject(failure: Failure, digest: str | None = None) -> Verdict:
-            return Verdict(table, source.stem, source, digest, "quarantined", [failure], [])
+            return Verdict(table, batch_id, source, digest, "quarantined", [failure], [])
 
         frame, raw, unreadable = _read(source)
+        digest = hashlib.sha256(raw).hexdigest() if unreadable else content_digest(frame, raw)
+        if batch_id != source.stem:  # the name never becomes a path: held under a safe id
+            detail = (
+                f"the file name {shown(source.name)} is not a batch id (YYYY-MM-DD.parquet, "
+                f"letters, digits, _ and - only); held as {batch_id}"
+            )
+            return reject(Failure("batch_id_is_date", None, detail), digest), frame
         if unreadable:
-            return reject(unreadable), frame
-        digest = content_digest(frame, raw)
-        duplicate = self.ledger.duplicate_of(f"{table}/{source.stem}", digest)
+            return reject(unreadable, digest), frame
+        duplicate = self.ledger.duplicate_of(f"{table}/{batch_id}", digest)
         if duplicate:
             failure = Failure("unique_content", None, f"same rows as {duplicate}")
             return reject(failure, digest), frame
-        window = batch_window(source.stem)
+        window = batch_window(batch_id)
         if window is None:
-            detail = f"{source.stem!r} is not a date (YYYY-MM-DD), the day its rows must fall in"
+            detail = f"{batch_id!r} is not a date (YYYY-MM-DD), the day its rows must fall in"
             return reject(Failure("batch_id_is_date", None, detail), digest), frame
         return self._verdict(table, source, digest, frame, window), frame
 
@@ -187,6 +199,24 @@ class _Gate:
                 results.append(result)
                 pages.append(docs_page(self.context, result_id))
         return results, notes, [page for page in pages if page]
+
+
+def unknown_files(landing: Path) -> list[str]:
+    """What sits in the landing zone but is no batch: a file that is not parquet in a table's
+    folder, or anything beside the table folders. Reported, never validated or moved."""
+    if not landing.is_dir():
+        return []
+    found = []
+    for entry in sorted(landing.iterdir()):
+        if entry.name not in TABLES:
+            found.append(entry.name + ("/" if entry.is_dir() else ""))
+        elif entry.is_dir():
+            found += [
+                f"{entry.name}/{child.name}"
+                for child in sorted(entry.iterdir())
+                if not (child.is_file() and child.suffix == ".parquet")
+            ]
+    return [shown(name)[1:-1] for name in found]
 
 
 def _read(source: Path) -> tuple[pd.DataFrame, bytes, Failure | None]:

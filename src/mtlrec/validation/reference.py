@@ -67,9 +67,12 @@ def _hashable_in(value: Any, known: set[Any]) -> bool:
 
 
 def batch_window(batch_id: str) -> dict[str, str] | None:
-    """`batch_start`, `batch_end`: the UTC day that a batch id (YYYY-MM-DD) names, or None."""
+    """`batch_start`, `batch_end`: the UTC day that a batch id (YYYY-MM-DD, with or without a
+    `_suffix`) names, or None."""
+    from mtlrec.names import batch_day
+
     try:
-        day = date.fromisoformat(batch_id)
+        day = date.fromisoformat(batch_day(batch_id) or "")
     except ValueError:
         return None
     start = pd.Timestamp(day, tz="UTC")

@@ -84,6 +84,7 @@ class BatchOutcome:
 class ValidationReport:
     outcomes: list[BatchOutcome]
     data_docs: str | None
+    ignored: list[str] = field(default_factory=list)  # landing files that are not batches
 
     @property
     def failed(self) -> list[BatchOutcome]:
@@ -100,7 +101,12 @@ class ValidationReport:
             rejected = sum(outcome.rejected_rows for outcome in self.split)
             held = ", ".join(f"{o.table}/{o.batch_id}: {o.rejected_rows}" for o in self.split)
             line += f"; {rejected} rows quarantined ({held})"
-        return f"{line}; data docs: {self.data_docs}"
+        return f"{line}; data docs: {self.data_docs}{self._ignored_note()}"
+
+    def _ignored_note(self) -> str:
+        if not self.ignored:
+            return ""
+        return f"; ignored (not a parquet batch of a table): {', '.join(self.ignored)}"
 
     def message(self) -> str:
         lines = [
@@ -111,6 +117,8 @@ class ValidationReport:
             lines.extend(f"    - {failure.describe()}" for failure in outcome.failures)
         if self.data_docs:
             lines.append(f"  data docs: {self.data_docs}")
+        if self.ignored:
+            lines.append(f"  {self._ignored_note()[2:]}")
         return "\n".join(lines)
 
 
