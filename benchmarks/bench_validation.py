@@ -30,12 +30,12 @@ SCALED = ("n_users", "impressions_per_day", "judgments_per_query")
 
 def shop_params(size: str) -> dict:
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    default = raw["simulate"]["sizes"]["default"]
+    default = raw["simulate"]["presets"]["default"]
     if size == "x10":
-        raw["simulate"]["sizes"]["x10"] = {
+        raw["simulate"]["presets"]["x10"] = {
             key: value * 10 if key in SCALED else value for key, value in default.items()
         }
-    raw["simulate"]["size"] = size
+    raw["simulate"]["preset"] = size
     return raw
 
 

@@ -35,7 +35,7 @@ os.environ.setdefault("FEAST_USAGE", "False")
 def tiny_raw_params(**overrides: dict) -> dict:
     """params.yaml as a dict, switched to the tiny sizes, with per-section overrides."""
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["simulate"]["size"] = "tiny"
+    raw["simulate"]["preset"] = "tiny"
     for section, values in overrides.items():
         raw[section] = {**raw.get(section, {}), **values}
     return raw

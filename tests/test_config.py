@@ -1,8 +1,9 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
-from mtlrec.config import ConfigError, load_params, parse_params
+from mtlrec.config import ConfigError, Params, load_params, parse_params
 from tests.conftest import tiny_raw_params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -10,7 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_repo_params_load_and_are_frozen() -> None:
     params = load_params(REPO / "params.yaml")
-    assert params.simulate.active.n_users > params.simulate.sizes["tiny"].n_users
+    assert params.simulate.active.n_users > params.simulate.presets["tiny"].n_users
     with pytest.raises(Exception, match="frozen"):
         params.train.epochs = 99
 
@@ -28,7 +29,7 @@ def test_mistyped_value_is_named() -> None:
 
 
 def test_unknown_size_is_rejected() -> None:
-    raw = tiny_raw_params(simulate={"size": "huge"})
+    raw = tiny_raw_params(simulate={"preset": "huge"})
     with pytest.raises(ConfigError, match="huge"):
         parse_params(raw)
 
@@ -41,3 +42,34 @@ def test_cvr_without_ctr_is_rejected() -> None:
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_params(tmp_path / "params.yaml")
+
+
+DVC_DROPPED = {"size", "nfiles"}  # param keys DVC's run cache ignores (iterative/dvc#10296)
+
+
+def _keys(node: object, path: str = "") -> list[str]:
+    if not isinstance(node, dict):
+        return []
+    found = []
+    for key, value in node.items():
+        found += [f"{path}{key}", *_keys(value, f"{path}{key}.")]
+    return found
+
+
+def _fields(model: type, path: str = "") -> list[str]:
+    found = []
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        found.append(f"{path}{key}")
+        annotation = info.annotation
+        if isinstance(annotation, type) and hasattr(annotation, "model_fields"):
+            found += _fields(annotation, f"{path}{key}.")
+    return found
+
+
+def test_no_param_key_is_one_that_dvc_run_cache_drops() -> None:
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    keys = _keys(raw) + _fields(Params)
+    dropped = [key for key in keys if key.rsplit(".", 1)[-1] in DVC_DROPPED]
+    assert not dropped, f"DVC's run cache would ignore {dropped}"
+    assert "simulate.presets.tiny.n_users" in keys and "train.loss_weights" in keys

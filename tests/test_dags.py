@@ -94,7 +94,11 @@ def test_retraining_runs_every_dvc_stage_after_landing(dagbag: dict) -> None:
     tasks = dagbag["dags"]["mtl_retraining"]["tasks"]
     dvc_tasks = tasks[tasks.index("record_native_stages") + 1 : tasks.index("gate")]
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    landing = {name for name, stage in stages.items() if "data/landing" in stage.get("outs", [])}
+
+    def outs(stage: dict) -> set[str]:
+        return {o if isinstance(o, str) else next(iter(o)) for o in stage.get("outs", [])}
+
+    landing = {name for name, stage in stages.items() if "data/landing" in outs(stage)}
     covered = [*landing, *pipeline.NATIVE_STAGES, *dvc_tasks, pipeline.GATE_STAGE]
     assert sorted(covered) == sorted(stages)
     assert [name for name in stages if name in dvc_tasks] == dvc_tasks  # dvc.yaml's order

@@ -7,12 +7,14 @@ stage's `run`. Expected failures (bad params, a rejected batch) print a message 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mtlrec.config import ConfigError, Params, load_params
+from mtlrec.config import Params, load_params
+from mtlrec.errors import UserError
 from mtlrec.layout import DEFAULT as L
 
 Handler = Callable[[argparse.Namespace, Params], object]
@@ -88,12 +90,21 @@ def _train(args: argparse.Namespace, params: Params) -> object:
     if args.nproc > 1 and not distributed.is_worker():  # re-run this command under torchrun
         argv = ["--params", str(args.params), "train", "--data", str(args.data)]
         argv += ["--out", str(args.out), "--cache", str(args.cache)]
+        argv += ["--checkpoints", str(args.checkpoints), "--timings", str(args.timings)]
         status = distributed.launch(args.nproc, argv)
         if status:
             raise SystemExit(status)
         return None  # rank 0 printed the result
     model = trainable(params.model, args.data)
-    result = train.run(model, params.train, args.data, args.out, args.cache)
+    result = train.run(
+        model,
+        params.train,
+        args.data,
+        args.out,
+        args.cache,
+        checkpoints=args.checkpoints,
+        timings=args.timings,
+    )
     return result if distributed.rank() == 0 else None
 
 
@@ -117,6 +128,7 @@ def _baselines(args: argparse.Namespace, params: Params) -> object:
         challenger_metrics=args.metrics,
         out=args.out,
         comparison=args.comparison,
+        checkpoints=args.checkpoints,
     )
     return baselines.run(params.model, params.train, params.evaluate, params.baselines, paths)
 
@@ -264,6 +276,14 @@ def _stages() -> dict[str, tuple[str, Handler, list[tuple[str, dict]]]]:
                 ("--out", {**path, "default": L.challenger}),
                 ("--cache", {**path, "default": L.text_cache}),
                 (
+                    "--checkpoints",
+                    {**path, "default": L.checkpoints / "train", "help": "resumable checkpoints"},
+                ),
+                (
+                    "--timings",
+                    {**path, "default": L.timings / "train.json", "help": "wall-clock timings"},
+                ),
+                (
                     "--nproc",
                     {
                         "type": int,
@@ -296,6 +316,10 @@ def _stages() -> dict[str, tuple[str, Handler, list[tuple[str, dict]]]]:
                 ("--metrics", {**path, "default": L.challenger_metrics, "help": "multi-task"}),
                 ("--out", {**path, "default": L.baselines_metrics}),
                 ("--comparison", {**path, "default": L.comparison_metrics}),
+                (
+                    "--checkpoints",
+                    {**path, "default": L.checkpoints / "baselines", "help": "resumable"},
+                ),
             ],
         ),
         "promote": (
@@ -323,9 +347,18 @@ def _stages() -> dict[str, tuple[str, Handler, list[tuple[str, dict]]]]:
     }
 
 
+# Stages that only read: they do not take the workspace lock.
+READ_ONLY = frozenset({"feast-plan"})
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mtlrec", description=__doc__.splitlines()[0])
-    parser.add_argument("--params", type=Path, default=L.params)
+    parser.add_argument(
+        "--params", type=Path, default=L.params, help="the params file (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error, not one line"
+    )
     commands = parser.add_subparsers(dest="stage", required=True, metavar="<stage>")
     for name, (summary, handler, options) in _stages().items():
         command = commands.add_parser(name, help=summary, description=summary)
@@ -337,17 +370,46 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from mtlrec.registry import RegistryError
-    from mtlrec.validation.gate import ValidationFailed
+    from mtlrec.workspace import locked
 
     try:
-        result = args.handler(args, load_params(args.params))
-    except (ConfigError, ValidationFailed, RegistryError) as error:
-        print(f"mtlrec {args.stage}: {error}", file=sys.stderr)
+        params = load_params(args.params)
+        if args.stage in READ_ONLY:
+            result = args.handler(args, params)
+        else:
+            with locked(Path(args.params).resolve().parent, f"mtlrec {args.stage}"):
+                result = args.handler(args, params)
+    except Exception as error:  # a user's mistake is one line; --debug shows the traceback
+        if args.debug or os.environ.get(DEBUG_ENV):
+            raise
+        print(f"mtlrec {args.stage}: {describe(error)}", file=sys.stderr)
         return 1
     if result is not None:
         print(result)
     return 0
+
+
+DEBUG_ENV = "MTLREC_DEBUG"
+
+
+def describe(error: BaseException) -> str:
+    """An error as the one line a person reads: the cause and the file it concerns."""
+    from mtlrec.validation.gate import ValidationFailed
+
+    if isinstance(error, ValidationFailed):
+        return str(error)  # its report: one line per failed batch and cause
+    if isinstance(error, UserError):
+        return _one_line(str(error))
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"{error.strerror or type(error).__name__}: {error.filename}"
+    return (
+        f"unexpected {type(error).__name__}: {_one_line(str(error))} "
+        "(`mtlrec --debug ...` shows the traceback)"
+    )
+
+
+def _one_line(text: str) -> str:
+    return "; ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
 if __name__ == "__main__":

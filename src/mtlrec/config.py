@@ -14,11 +14,13 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from mtlrec.errors import UserError
+
 TaskName = Literal["ctr", "cvr", "relevance"]
 BottomName = Literal["shared_bottom", "mmoe", "ple"]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """`params.yaml` is missing, malformed, or has an unknown or mistyped key."""
 
 
@@ -49,18 +51,21 @@ class SimulateConfig(_Section):
     seed: int = 7
     start_date: date = date(2026, 1, 1)
     search_share: float = Field(default=0.5, ge=0.0, le=1.0)
-    size: str = "default"
-    sizes: dict[str, SimulationSize]
+    # The shop's size, by name. Not called `size`: DVC's run cache drops any param key named
+    # `size` or `nfiles` (iterative/dvc#10296), so changing it would restore stale data.
+    preset: str = "default"
+    presets: dict[str, SimulationSize]
 
     @model_validator(mode="after")
-    def _size_exists(self) -> SimulateConfig:
-        if self.size not in self.sizes:
-            raise ValueError(f"size {self.size!r} is not one of the sizes {sorted(self.sizes)}")
+    def _preset_exists(self) -> SimulateConfig:
+        if self.preset not in self.presets:
+            known = sorted(self.presets)
+            raise ValueError(f"preset {self.preset!r} is not one of the presets {known}")
         return self
 
     @property
     def active(self) -> SimulationSize:
-        return self.sizes[self.size]
+        return self.presets[self.preset]
 
 
 class ValidateConfig(_Section):
@@ -233,6 +238,37 @@ class GateConfig(_Section):
     force_promote: bool = False
 
 
+Scenario = Literal["search", "feed"]
+
+
+class ServeConfig(_Section):
+    """The ranking service (`mtlrec serve`) and the ranking function the online test shares."""
+
+    # The ranking score of each scenario: a formula of p_ctr, p_cvr, p_ctcvr, relevance (the
+    # model's 0..3 grade) and price (see serving/blend.py).
+    blend: dict[Scenario, str] = {"search": "p_ctcvr * relevance / 3", "feed": "p_ctcvr"}
+    # The position every candidate is scored at: the model's position bias then shifts all
+    # alike, and the ranking follows the position-free propensities.
+    position: int = Field(default=1, ge=1)
+    # Candidates the retrieval stage hands to the ranker when a request names none.
+    retrieve: int = Field(default=100, gt=0)
+    # Feed candidates: items of the user's top `feed_categories` categories, then popular ones.
+    feed_categories: int = Field(default=3, gt=0)
+    # Request limits (a 4xx beyond them).
+    max_candidates: int = Field(default=1000, gt=0)
+    max_k: int = Field(default=100, gt=0)
+    # How often the service looks at the production alias for a new version.
+    reload_seconds: float = Field(default=2.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _formulas_parse(self) -> ServeConfig:
+        from mtlrec.serving.blend import Blend
+
+        for formula in self.blend.values():
+            Blend.parse(formula)  # BlendError (a ValueError) names what is wrong
+        return self
+
+
 class Params(_Section):
     source: SourceConfig = SourceConfig()
     simulate: SimulateConfig
@@ -244,6 +280,7 @@ class Params(_Section):
     evaluate: EvaluateConfig = EvaluateConfig()
     baselines: BaselinesConfig = BaselinesConfig()
     gate: GateConfig = GateConfig()
+    serve: ServeConfig = ServeConfig()
 
 
 def _describe(error: ValidationError) -> str:
@@ -267,7 +304,15 @@ def load_params(path: Path | str = "params.yaml") -> Params:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"params file not found: {path}")
-    raw = yaml.safe_load(path.read_text()) or {}
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(error, "problem", None) or type(error).__name__
+        raise ConfigError(f"{path}: not valid YAML: {problem}{where}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text ({error.reason})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     try:

@@ -59,6 +59,16 @@ class Layout:
         return self.root / "data" / "cache"
 
     @property
+    def checkpoints(self) -> Path:
+        """Training checkpoints: outside every stage's outputs (DVC deletes those first)."""
+        return self.root / "data" / "checkpoints"
+
+    @property
+    def timings(self) -> Path:
+        """Wall-clock timings of the stages: kept out of their outputs (not hashed by DVC)."""
+        return self.root / "reports" / "timings"
+
+    @property
     def challenger(self) -> Path:
         return self.root / "models" / "challenger"
 

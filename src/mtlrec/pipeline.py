@@ -8,7 +8,6 @@ run is saved as a DVC experiment named after the DAG run (`record_run`).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -81,25 +80,23 @@ def materialize(
 
 @contextmanager
 def dvc_lock(root: Path) -> Iterator[None]:
-    """Serialize DVC commands in one workspace: two concurrent `dvc repro` fail on DVC's lock."""
-    lock_file = root / ".dvc" / "tmp" / "mtlrec-dvc.lock"
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with lock_file.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """The workspace lock (`mtlrec.workspace`): DVC commands and stages one at a time; two
+    concurrent `dvc repro` fail on DVC's own lock."""
+    from mtlrec.workspace import locked
+
+    with locked(root, "an Airflow task"):
+        yield
 
 
 def dvc(root: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
-    """Run `dvc ARGS` in the project under the workspace lock; fail with DVC's own output."""
+    """Run `dvc ARGS` in the project under the workspace lock (its stages run under it too);
+    fail with DVC's own output."""
     executable = Path(sys.executable).with_name("dvc")
-    path = f"{executable.parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    env = {**os.environ, **(env or {}), "PATH": path}
     with dvc_lock(root):
+        path = f"{executable.parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        child_env = {**os.environ, **(env or {}), "PATH": path}
         done = subprocess.run(
-            [str(executable), *args], cwd=root, capture_output=True, text=True, env=env
+            [str(executable), *args], cwd=root, capture_output=True, text=True, env=child_env
         )
     output = f"{done.stdout}\n{done.stderr}".strip()
     if done.returncode != 0:
@@ -188,34 +185,29 @@ GATE_STAGE = "promote"  # the dvc stage that gates, registers and moves the prod
 def gate(root: Path, run_id: str) -> GateResult:
     """Run the champion/challenger gate (the `promote` dvc stage): it registers the challenger
     and moves the production alias only if the gate passes. Forced, so every run gets its own
-    decision even when the challenger did not change. Registers at most once per run: a retry
-    after a crash finds the version this run already registered."""
+    decision even when the challenger did not change. A retry after a crash finishes the same
+    promotion: the registry reuses the version the first try registered."""
+    from mtlrec.registry import Registry
+
     layout = Layout(root)
-    already = version_of_run(layout.registry, run_id)
-    if already is not None:
-        return GateResult(True, already, [f"{already} was already registered by run {run_id}"])
+    registry = Registry(layout.registry)
+    already = registry.version_of_run(run_id)
+    if already is not None and already == registry.production():
+        return GateResult(True, already, [f"{already} was already promoted by run {run_id}"])
     run_stage(root, GATE_STAGE, force=True, env={RUN_ID_ENV: run_id})
     report = json.loads(layout.gate_report.read_text())
     return GateResult(bool(report["promoted"]), report["version"], list(report["reasons"]))
 
 
-def version_of_run(registry: Path, run_id: str) -> str | None:
-    """The model version registered by `run_id`, if any."""
-    for metadata in sorted(registry.glob("v*/metadata.json")):
-        if json.loads(metadata.read_text()).get("run_id") == run_id:
-            return metadata.parent.name
-    return None
-
-
 def production(root: Path) -> dict[str, Any] | None:
     """The production version and the run that made it (None: no champion yet)."""
-    registry = Layout(root).registry
-    alias_file = registry / "production.json"
-    if not alias_file.is_file():
+    from mtlrec.registry import Registry
+
+    registry = Registry(Layout(root).registry)
+    version = registry.production()
+    if version is None:
         return None
-    version = json.loads(alias_file.read_text())["version"]
-    metadata = json.loads((registry / version / "metadata.json").read_text())
-    return {"version": version, "run_id": metadata.get("run_id")}
+    return {"version": version, "run_id": registry.metadata(version).get("run_id")}
 
 
 def summarize(root: Path, run_id: str, experiment: str) -> dict[str, Any]:
@@ -336,21 +328,8 @@ def _midnight(day: str | date) -> datetime:
 
 
 def pending_batches(root: Path) -> list[str]:
-    """Landing batches not yet filed by validation: no identical validated copy (the gate copies
-    with copy2, keeping mtime and size) and no quarantine verdict newer than the file."""
+    """Landing batches not yet filed by validation (see `validation.filing.pending`)."""
+    from mtlrec.validation.filing import pending
+
     layout = Layout(root)
-    pending = []
-    for batch in sorted(layout.landing.glob("*/*.parquet")):
-        table, stat = batch.parent.name, batch.stat()
-        accepted = layout.validated / table / batch.name
-        if accepted.is_file() and _same_file(accepted.stat(), stat):
-            continue
-        verdict = layout.quarantine / table / batch.stem / "result.json"
-        if verdict.is_file() and verdict.stat().st_mtime >= stat.st_mtime:
-            continue
-        pending.append(f"{table}/{batch.name}")
-    return pending
-
-
-def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
-    return a.st_size == b.st_size and int(a.st_mtime) == int(b.st_mtime)
+    return pending(layout.landing, layout.validated, layout.quarantine)

@@ -35,7 +35,7 @@ UTC_NS = "datetime64[ns, UTC]"
 
 
 def make_config(size: SimulationSize = TINY, seed: int = 7) -> SimulateConfig:
-    return SimulateConfig(seed=seed, start_date=START, size="test", sizes={"test": size})
+    return SimulateConfig(seed=seed, start_date=START, preset="test", presets={"test": size})
 
 
 @dataclass(frozen=True)

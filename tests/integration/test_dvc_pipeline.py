@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.conftest import copy_project, tool_env
+from tests.conftest import copy_project, tiny_raw_params, tool_env
 
 pytestmark = pytest.mark.slow
 
@@ -58,3 +59,27 @@ def test_dvc_metrics_show_lists_the_metrics(reproduced: Path) -> None:
     done = _dvc(reproduced, "metrics", "show", "--json")
     shown = json.loads(done.stdout)
     assert any("metrics/challenger.json" in json.dumps(value) for value in shown.values())
+
+
+def _landed(root: Path) -> dict[str, bytes]:
+    folders = [root / "data" / "landing", root / "data" / "ground_truth"]
+    return {str(p.relative_to(root)): p.read_bytes() for f in folders for p in f.rglob("*.parquet")}
+
+
+def test_switching_the_preset_reruns_land_and_changes_the_data(tmp_path: Path) -> None:
+    """DVC's run cache drops param keys named `size` (iterative/dvc#10296): under that name a
+    switch of the shop's size restored the other size's data and `dvc status` saw nothing."""
+    raw = tiny_raw_params()
+    presets = {**raw["simulate"]["presets"], "tiny_b": {**raw["simulate"]["presets"]["tiny"]}}
+    presets["tiny_b"]["n_users"] = 50
+    root = copy_project(tmp_path, simulate={"presets": presets})
+    _dvc(root, "repro", "land")
+    first = _landed(root)
+    for preset, expect_same in (("tiny_b", False), ("tiny", True)):
+        params = yaml.safe_load((root / "params.yaml").read_text())
+        params["simulate"]["preset"] = preset
+        (root / "params.yaml").write_text(yaml.safe_dump(params))
+        status = _dvc(root, "status", "land").stdout
+        assert "simulate.preset" in status or "simulate" in status, status
+        _dvc(root, "repro", "land")
+        assert (_landed(root) == first) is expect_same, preset

@@ -1,6 +1,7 @@
 """The training loop: learning, determinism, resume after a crash, early stopping, outputs."""
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,6 @@ from sklearn.metrics import roc_auc_score
 from mtlrec.config import ModelConfig, TextConfig, TrainConfig
 from mtlrec.model import predict
 from mtlrec.training import train as train_module
-from mtlrec.training.checkpoint import CHECKPOINT_DIR
 from mtlrec.training.data import load_training_data, read_split
 from mtlrec.training.synthetic import write_synthetic_dataset
 from mtlrec.training.train import run, set_learning_rate
@@ -74,11 +74,12 @@ def test_outputs_of_a_run(data_dir: Path, cache_dir: Path, tmp_path: Path) -> No
     (tmp_path / "stale.txt").write_text("from an earlier run")
     run(tiny_model(), tiny_train(epochs=2), data_dir, tmp_path, cache_dir)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "config.json", "feature_spec.json", "model.safetensors",
+        "config.json", "feature_spec.json", "model.safetensors", "schema.json",
         "train_summary.json", "training_curve.csv",
     ]  # fmt: skip
     curve = pd.read_csv(tmp_path / "training_curve.csv")
     assert list(curve["epoch"]) == [1, 2]
+    assert not set(train_module.TIMING_COLUMNS) & set(curve.columns)  # timings: not an output
     for column in ("train_loss", "valid_loss", "valid_ctr", "valid_ctcvr", "train_relevance"):
         assert curve[column].notna().all()
     summary = json.loads((tmp_path / "train_summary.json").read_text())
@@ -111,28 +112,50 @@ def test_resume_after_crash_matches_uninterrupted_run(
         return real_epoch(session, epoch)
 
     monkeypatch.setattr(train_module, "_train_epoch", crash_in_epoch_3)
+    checkpoints = tmp_path / "checkpoints"
     with pytest.raises(KeyboardInterrupt):
-        run(cfg, train_cfg, data_dir, tmp_path / "resumed", cache_dir)
-    assert [p.name for p in (tmp_path / "resumed" / CHECKPOINT_DIR).iterdir()] == ["epoch_002"]
+        run(cfg, train_cfg, data_dir, tmp_path / "resumed", cache_dir, checkpoints=checkpoints)
+    (run_dir,) = checkpoints.iterdir()  # one folder, named by the run's fingerprint
+    assert [p.name for p in run_dir.iterdir()] == ["epoch_002"]
+    shutil.rmtree(tmp_path / "resumed")  # as DVC does to a stage's outputs before a rerun
     monkeypatch.setattr(train_module, "_train_epoch", real_epoch)
-    resumed = run(cfg, train_cfg, data_dir, tmp_path / "resumed", cache_dir)
+    resumed = run(
+        cfg, train_cfg, data_dir, tmp_path / "resumed", cache_dir, checkpoints=checkpoints
+    )
     assert resumed.resumed_from_epoch == 2 and straight.resumed_from_epoch is None
     assert_same_weights(tmp_path / "straight", tmp_path / "resumed")
-    drop = ["train_seconds", "samples_per_s"]
+    drop = list(train_module.TIMING_COLUMNS)
     pd.testing.assert_frame_equal(
         pd.DataFrame(straight.history).drop(columns=drop),
         pd.DataFrame(resumed.history).drop(columns=drop),
     )
-    assert not (tmp_path / "resumed" / CHECKPOINT_DIR).exists()
+    assert not checkpoints.exists()
+    for name in ("model.safetensors", "training_curve.csv", "train_summary.json", "config.json"):
+        same = (tmp_path / "straight" / name).read_bytes() == (
+            tmp_path / "resumed" / name
+        ).read_bytes()
+        assert same, f"{name} differs: an identical training must write identical outputs"
 
 
 def test_checkpoints_of_another_config_are_not_resumed(
     data_dir: Path, cache_dir: Path, tmp_path: Path
 ) -> None:
-    run(tiny_model(), tiny_train(epochs=1), data_dir, tmp_path, cache_dir, keep_checkpoints=True)
-    assert (tmp_path / CHECKPOINT_DIR / "epoch_001").is_dir()
-    result = run(tiny_model(), tiny_train(epochs=1, lr=0.02), data_dir, tmp_path, cache_dir)
+    checkpoints = tmp_path / "checkpoints"
+    model = tmp_path / "model"
+    cfg, other = tiny_train(epochs=1), tiny_train(epochs=1, lr=0.02)
+    run(
+        tiny_model(),
+        cfg,
+        data_dir,
+        model,
+        cache_dir,
+        checkpoints=checkpoints,
+        keep_checkpoints=True,
+    )
+    assert [p.name for p in next(checkpoints.iterdir()).iterdir()] == ["epoch_001"]
+    result = run(tiny_model(), other, data_dir, model, cache_dir, checkpoints=checkpoints)
     assert result.resumed_from_epoch is None
+    assert not checkpoints.exists()  # the stale run's checkpoints went too
 
 
 def scripted_valid_losses(values: list[float]) -> Iterator[dict[str, float]]:

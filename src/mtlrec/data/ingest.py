@@ -14,13 +14,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from mtlrec.errors import UserError
+
 HOMEDEPOT_COLUMNS = ("id", "product_uid", "product_title", "search_term", "relevance")
 # The file carries no dates; every row is stamped with one fixed instant so reruns are identical.
 HOMEDEPOT_STAMP = pd.Timestamp("2016-01-18", tz="UTC")
 FORMATS = ("homedepot",)
+HOMEDEPOT_RELEVANCE = (1.0, 3.0)  # raters grade 1 (irrelevant) to 3 (exactly right)
 
 
-class IngestError(ValueError):
+class IngestError(UserError, ValueError):
     """The source file does not have the shape its format promises."""
 
 
@@ -52,11 +55,51 @@ def run(source: Path, fmt: str, landing: Path) -> IngestSummary:
 
 
 def read_homedepot(source: Path) -> pd.DataFrame:
-    frame = pd.read_csv(source, encoding="latin-1")
+    """The file as a frame, or IngestError naming what is wrong with it."""
+    frame = _read_csv(Path(source))
     missing = [column for column in HOMEDEPOT_COLUMNS if column not in frame.columns]
     if missing:
         raise IngestError(f"{source}: missing columns {missing}; found {list(frame.columns)}")
+    _check_numbers(source, frame, "product_uid", low=None, high=None, integer=True)
+    _check_numbers(source, frame, "relevance", *HOMEDEPOT_RELEVANCE, integer=False)
     return frame
+
+
+def _read_csv(source: Path) -> pd.DataFrame:
+    if not source.is_file():
+        raise IngestError(f"{source}: no such file")
+    head = source.read_bytes()[:4096]
+    if not head:
+        raise IngestError(f"{source}: the file is empty")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head:
+        raise IngestError(f"{source}: UTF-16 (or binary) text; save it as UTF-8 or latin-1 CSV")
+    try:
+        return pd.read_csv(source, encoding="latin-1")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as error:
+        raise IngestError(f"{source}: not a readable CSV ({_first_line(error)})") from None
+
+
+def _check_numbers(
+    source: Path, frame: pd.DataFrame, column: str, low: float | None, high: float | None,
+    integer: bool,
+) -> None:  # fmt: skip
+    """Every value of `column` a number (an integer when asked) within [low, high]."""
+    values = pd.to_numeric(frame[column], errors="coerce")
+    bad = values.isna() | (values % 1 != 0 if integer else False)
+    if low is not None and high is not None:
+        bad |= (values < low) | (values > high)
+    if bad.any():
+        rows = frame.index[bad]
+        examples = ", ".join(f"line {r + 2}: {frame.at[r, column]!r}" for r in rows[:3])
+        scale = f" in {low:g}..{high:g}" if low is not None else ""
+        kind = "an integer" if integer else "a number"
+        raise IngestError(
+            f"{source}: {column} must be {kind}{scale}; {bad.sum()} rows are not ({examples})"
+        )
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def homedepot_tables(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -38,6 +38,7 @@ class BaselinePaths:
     challenger_metrics: Path  # the multi-task model's metrics (evaluate stage)
     out: Path  # baselines' metrics
     comparison: Path
+    checkpoints: Path | None = None  # resumable checkpoints, one folder per baseline task
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,12 @@ def run(
     tasks = tuple(task for task in cfg.tasks if task in labelled_tasks(paths.data))
     for task in tasks:
         single = model_cfg.model_copy(update={"tasks": (task,), "read_only_tasks": ()})
-        train.run(single, train_cfg, paths.data, paths.models / task, paths.cache)
+        # Outside the stage's outputs, which DVC deletes before a rerun: resumable after a kill.
+        checkpoints = paths.checkpoints or paths.models.with_name(f".{paths.models.name}.ckpt")
+        checkpoints = checkpoints / task
+        train.run(
+            single, train_cfg, paths.data, paths.models / task, paths.cache, checkpoints=checkpoints
+        )
     scored = score_baselines(tasks, paths)
     report = task_metrics(scored, evaluation.ndcg_k)
     write_metrics(report, paths.out)

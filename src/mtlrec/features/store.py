@@ -3,6 +3,11 @@
 The profile is chosen by the environment (MTLREC_FEAST_PROFILE=local|production) so the same
 feature definitions serve a laptop (DuckDB + SQLite + file registry) and production (Redis
 online store, PostgreSQL registry).
+
+A local registry belongs to one workspace: Feast keeps the SQLite online store's tables in it by
+absolute path, so a registry copied with a checkout (`cp -a`) would make `feast apply` in the
+copy drop the original's tables. `data/feast/workspace.json` records whose registry it is; a
+registry of another workspace is set aside before this one applies its repo.
 """
 
 from __future__ import annotations
@@ -12,12 +17,14 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 PROFILE_ENV = "MTLREC_FEAST_PROFILE"
+WORKSPACE_FILE = "workspace.json"
+LOCAL_REGISTRY = "registry.db"  # feature_store.yaml: registry.path
 PRODUCTION_DEFAULTS = {
     "MTLREC_FEAST_PROJECT": "mtlrec",
     "MTLREC_FEAST_REGISTRY_URL": "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
@@ -46,7 +53,38 @@ def open_store(repo: Path) -> Any:
 
     repo = repo.resolve()
     (repo.parent / "data" / "feast").mkdir(parents=True, exist_ok=True)
+    if _foreign_registry(repo):
+        print(f"{_feast_dir(repo) / LOCAL_REGISTRY} was applied in another workspace: re-applying")
+        apply(repo)
     return FeatureStore(repo_path=str(repo), fs_yaml_file=store_yaml(repo))
+
+
+def _feast_dir(repo: Path) -> Path:
+    return repo.resolve().parent / "data" / "feast"
+
+
+def _owner(repo: Path) -> dict[str, str]:
+    return {"workspace": str(repo.resolve().parent)}
+
+
+def _foreign_registry(repo: Path) -> bool:
+    """A local registry file that this workspace did not apply (copied, or moved with it)."""
+    folder = _feast_dir(repo)
+    if profile() != "local" or not (folder / LOCAL_REGISTRY).exists():
+        return False
+    try:
+        recorded = json.loads((folder / WORKSPACE_FILE).read_text())
+    except (OSError, ValueError):
+        return True
+    return recorded != _owner(repo)
+
+
+def _set_aside_foreign_registry(repo: Path) -> None:
+    """Apply with no registry rather than another workspace's: Feast tears down the infra an
+    old registry lists, and a copied one lists the original's tables."""
+    if _foreign_registry(repo):
+        folder = _feast_dir(repo)
+        (folder / LOCAL_REGISTRY).replace(folder / f"{LOCAL_REGISTRY}.foreign")
 
 
 def _feast_cli(repo: Path, *args: str) -> str:
@@ -65,7 +103,10 @@ def _feast_cli(repo: Path, *args: str) -> str:
 
 def apply(repo: Path, summary_file: Path | None = None) -> dict[str, list[str]]:
     """`feast apply` the repo; return (and optionally write) what the registry now holds."""
+    _set_aside_foreign_registry(repo)
     output = _feast_cli(repo, "apply")
+    if profile() == "local":
+        (_feast_dir(repo) / WORKSPACE_FILE).write_text(json.dumps(_owner(repo)) + "\n")
     print(output.strip())
     summary = registry_contents(repo)
     if summary_file is not None:
@@ -110,6 +151,12 @@ class MaterializeSummary:
     @property
     def views(self) -> list[str]:
         return [load.view for load in self.loads]
+
+    def recorded(self) -> dict[str, Any]:
+        """What the summary file keeps: what was loaded, not when or how fast (a DVC output;
+        identical loads must write identical files)."""
+        loads = [{"view": load.view, "start": load.start, "rows": load.rows} for load in self.loads]
+        return {"mode": self.mode, "online_store": self.online_store, "loads": loads}
 
     @property
     def rows(self) -> int:
@@ -159,7 +206,7 @@ def materialize(
     )
     if summary_file is not None:
         summary_file.parent.mkdir(parents=True, exist_ok=True)
-        summary_file.write_text(json.dumps(asdict(summary), indent=2, sort_keys=True) + "\n")
+        summary_file.write_text(json.dumps(summary.recorded(), indent=2, sort_keys=True) + "\n")
     return summary
 
 

@@ -46,7 +46,6 @@ from mtlrec.model.predict import FORMAT_VERSION, save_model
 from mtlrec.model.tasks import LossTerm
 from mtlrec.model.text import build_text_encoder, encoder_id
 from mtlrec.training.checkpoint import (
-    CHECKPOINT_DIR,
     TrainState,
     fingerprint,
     latest_checkpoint,
@@ -73,6 +72,9 @@ GRAD_CLIP_NORM = 5.0  # a rare batch with a huge ESMM loss must not wreck the em
 EVAL_BATCH = 8192
 BIAS_LR_SCALE = 10.0  # the position-bias tower's rate, relative to `lr`
 SELECTION_COLUMNS = {"normalized": "valid_score", "loss": "valid_loss"}
+# Wall-clock columns of an epoch's row: logged and written to the timings file, kept out of the
+# model's outputs so that two identical trainings write identical files.
+TIMING_COLUMNS = ("train_seconds", "samples_per_s")
 PROJECT_MARKERS = (".git", "dvc.yaml", "pyproject.toml", "params.yaml")
 
 
@@ -271,7 +273,22 @@ def _run_epoch(session: Session, epoch: int) -> dict[str, float]:
     row.update({f"valid_{term}": value for term, value in valid.items()})
     row.update({f"weight_{term}": w for term, w in session.weighting.weights().items()})
     row.update({"train_seconds": seconds, "samples_per_s": len(session.data.train) / seconds})
+    _log_epoch(session, row)
     return row
+
+
+def _log_epoch(session: Session, row: dict[str, float]) -> None:
+    """One plain line per epoch (a log file shows it, not only a terminal's bar)."""
+    if not session.world.is_main:
+        return
+    epoch, total = int(row["epoch"]), session.cfg.epochs
+    eta = (total - epoch) * row["train_seconds"]  # the epochs left, at this one's pace
+    print(
+        f"epoch {epoch}/{total}: train_loss {row['train_loss']:.4f} valid_loss "
+        f"{row['valid_loss']:.4f} valid_score {row['valid_score']:.4f}; "
+        f"{row['samples_per_s']:,.0f} samples/s, {row['train_seconds']:.1f} s, ETA {eta:.0f} s",
+        flush=True,
+    )
 
 
 def _snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -300,14 +317,12 @@ def _fit(
 
 
 def _clear_outputs(out_dir: Path) -> None:
-    """Everything but the checkpoints goes: no stale file of an earlier run survives."""
+    """Everything goes: no stale file of an earlier run survives."""
     out_dir.mkdir(parents=True, exist_ok=True)
     foreign = [name for name in PROJECT_MARKERS if (out_dir / name).exists()]
     if foreign:  # a mistyped out_dir must not wipe a project
         raise ValueError(f"refusing to clear {out_dir}: it holds {foreign}, not a model")
     for child in out_dir.iterdir():
-        if child.name == CHECKPOINT_DIR:
-            continue
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child)
         else:
@@ -319,17 +334,23 @@ def _resume_or_start(
 ) -> tuple[TrainState, dict[str, torch.Tensor], int | None]:
     path = latest_checkpoint(root, run_fingerprint) if root.is_dir() else None
     session.world.barrier()  # every rank has chosen before rank 0 deletes anything
+    if session.world.is_main:  # another run's checkpoints (other data or config) are stale
+        for other in root.parent.glob("*") if root.parent.is_dir() else []:
+            if other != root and other.is_dir():
+                shutil.rmtree(other, ignore_errors=True)
     if path is None:
-        if session.world.is_main:  # another run's checkpoints cannot be resumed
+        if session.world.is_main:
             shutil.rmtree(root, ignore_errors=True)
         return TrainState(run_fingerprint), _snapshot(session.trainable), None
     state, best = load_checkpoint(path, session.trainable, session.optimizer)
     return state, best, state.epoch
 
 
-def _write_outputs(session: Session, state: TrainState, out_dir: Path, seconds: float) -> None:
+def _write_outputs(session: Session, state: TrainState, out_dir: Path, data_dir: Path) -> None:
     save_model(out_dir, session.model, session.data.spec)
-    pd.DataFrame(state.history).to_csv(out_dir / CURVE_FILE, index=False)
+    shutil.copyfile(data_dir / SCHEMA_FILE, out_dir / SCHEMA_FILE)  # its feature service
+    curve = pd.DataFrame(state.history).drop(columns=list(TIMING_COLUMNS), errors="ignore")
+    curve.to_csv(out_dir / CURVE_FILE, index=False)
     best_row = next((r for r in state.history if r["epoch"] == state.best_epoch), {})
     summary = {
         "best_epoch": state.best_epoch,
@@ -346,9 +367,16 @@ def _write_outputs(session: Session, state: TrainState, out_dir: Path, seconds: 
         "n_valid_rows": len(session.data.valid),
         "threads": torch.get_num_threads(),
         "processes": session.world.size,
-        "seconds": seconds,
     }
     (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+
+
+def _write_timings(state: TrainState, file: Path, seconds: float) -> None:
+    rows = [
+        {"epoch": r["epoch"], **{k: r[k] for k in TIMING_COLUMNS if k in r}} for r in state.history
+    ]
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text(json.dumps({"seconds": seconds, "epochs": rows}, indent=2) + "\n")
 
 
 def _run_fingerprint(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: Path) -> str:
@@ -364,16 +392,21 @@ def run(
     out_dir: Path,
     cache_dir: Path,
     *,
+    checkpoints: Path | None = None,
+    timings: Path | None = None,
     keep_checkpoints: bool = False,
 ) -> TrainResult:
     """Train on `data_dir/{train,valid}.parquet`, write the best epoch's model to `out_dir`.
 
-    Checkpoints of an interrupted run with the same config and data are resumed; they are
-    removed after success unless `keep_checkpoints`. Under torchrun every rank runs this.
+    Checkpoints go to `checkpoints/<fingerprint of config and data>/` (default: beside
+    `out_dir`), outside the stage's output, which DVC deletes before it reruns a stage: a
+    killed run resumes from there, and a stale one (other data or config) is never resumed.
+    They are removed after success unless `keep_checkpoints`. Wall-clock timings go to
+    `timings`, not to `out_dir`. Under torchrun every rank runs this.
     """
     started = time.perf_counter()
     data_dir, out_dir, cache_dir = Path(data_dir), Path(out_dir), Path(cache_dir)
-    root = out_dir / CHECKPOINT_DIR
+    checkpoints = Path(checkpoints) if checkpoints else out_dir.with_name(f".{out_dir.name}.ckpt")
     with joined() as world, deterministic(train_cfg.seed):
         if world.is_main:
             _clear_outputs(out_dir)
@@ -384,14 +417,19 @@ def run(
         model.init_output_biases(data.train.targets.priors())
         session = Session.create(model, train_cfg, data, world)
         fp = _run_fingerprint(model_cfg, train_cfg, data_dir)
+        root = checkpoints / fp[:16]
         state, best, resumed_from = _resume_or_start(session, root, fp)
         state, best = _fit(session, state, best, root)
         session.trainable.load_state_dict(best)
         seconds = time.perf_counter() - started
         if world.is_main:
-            _write_outputs(session, state, out_dir, seconds)
+            _write_outputs(session, state, out_dir, data_dir)
+            if timings is not None:
+                _write_timings(state, Path(timings), seconds)
             if not keep_checkpoints:
                 shutil.rmtree(root, ignore_errors=True)
+                if checkpoints.is_dir() and not any(checkpoints.iterdir()):
+                    checkpoints.rmdir()
         world.barrier()  # no rank returns before the model is on disk
     return TrainResult(
         out_dir=out_dir,
