@@ -83,3 +83,20 @@ def test_switching_the_preset_reruns_land_and_changes_the_data(tmp_path: Path) -
         assert "simulate.preset" in status or "simulate" in status, status
         _dvc(root, "repro", "land")
         assert (_landed(root) == first) is expect_same, preset
+
+
+def test_a_failing_source_under_dvc_repro_keeps_the_old_landing_zone(tmp_path: Path) -> None:
+    root = copy_project(tmp_path)
+    _dvc(root, "repro", "land")
+    before = _landed(root)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["source"] = {"kind": "homedepot", "path": "sources/broken.csv"}
+    (root / "sources" / "broken.csv").write_bytes("id,product_uid\n".encode("utf-16"))
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    done = subprocess.run(
+        ["dvc", "repro", "land"], cwd=root, env=tool_env(), capture_output=True, text=True
+    )
+    assert done.returncode != 0
+    assert "broken.csv: UTF-16" in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert _landed(root) == before  # DVC did not delete it first, land did not either
