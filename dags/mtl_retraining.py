@@ -35,7 +35,7 @@ from airflow.sdk import Asset, Param, chain, dag, task
 PROJECT = Path(os.environ.get("MTLREC_PROJECT_DIR", Path(__file__).resolve().parents[1]))
 # The DVC stages after the native tasks, in the data's order, one task each; then `gate` runs
 # the `promote` stage. tests/test_dags.py checks that together they cover dvc.yaml.
-DVC_STAGES = ("build_dataset", "train", "evaluate", "baselines")
+DVC_STAGES = ("index", "build_dataset", "train", "evaluate", "baselines")
 # Written by the `landing_validation` DAG whenever new batches pass validation.
 VALIDATED_DATA = Asset.ref(name="mtlrec_validated_data")
 # Every task is idempotent, so one retry covers a worker lost mid-task; Feast's stores (Redis,

@@ -88,3 +88,21 @@ def unavailable(reason: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"CI runs this for real: {reason}")
     pytest.skip(reason)
+
+
+def run_dvc(root: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        ["dvc", *args], cwd=root, env=tool_env(), capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, f"dvc {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny pipeline reproduced once per session (`dvc repro`, 2 epochs): a trained and
+    promoted model, a materialized local store, the retrieval index. Read-only for tests:
+    a test that changes it works on a copy."""
+    root = copy_project(tmp_path_factory.mktemp("pipeline"), train={"epochs": 2})
+    run_dvc(root, "repro")
+    return root

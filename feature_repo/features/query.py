@@ -38,31 +38,38 @@ from features.item import item_profile
     tags={"owner": "recsys-data", "domain": "query_item", "kind": "numeric"},
 )
 def query_item_match(inputs: pd.DataFrame) -> pd.DataFrame:
-    # Self-contained on purpose: Feast serializes this function into the registry, and the
-    # serving process that runs it does not import this module.
-    import re
-
+    # Feast serializes this function into the registry and the process that runs it need not
+    # import this module: what it uses is imported inside. Words come from the platform's one
+    # tokenizer (mtlrec.tokens), the one the model's own text-match features use.
     import pandas as pd
 
-    def words(text: object) -> list[str]:
-        return re.findall(r"[a-z0-9]+", text.lower()) if isinstance(text, str) else []
+    from mtlrec.tokens import words
 
-    def phrase_in(phrase: object, query: list[str]) -> int:
-        tokens = words(phrase)
+    split: dict[object, tuple[str, ...]] = {}  # a request has one query and repeats titles
+
+    def tokens(text: object) -> tuple[str, ...]:
+        key = text if isinstance(text, str) else None
+        if key not in split:
+            split[key] = tuple(words(key))
+        return split[key]
+
+    def phrase_in(phrase: object, query: tuple[str, ...]) -> int:
+        found = tokens(phrase)
         padded = f" {' '.join(query)} "
-        return int(bool(tokens) and tokens != ["unknown"] and f" {' '.join(tokens)} " in padded)
+        return int(bool(found) and found != ("unknown",) and f" {' '.join(found)} " in padded)
 
     rows = []
     for query, title, category, brand in zip(
         inputs["query"], inputs["title"], inputs["category"], inputs["brand"], strict=True
     ):
-        query_words, title_words = words(query), set(words(title))
-        shared = len(set(query_words) & title_words)
-        union = len(set(query_words) | title_words)
+        query_words, title_words = tokens(query), set(tokens(title))
+        asked = set(query_words)
+        shared = len(asked & title_words)
+        union = len(asked | title_words)
         rows.append(
             (
                 shared / union if query_words and union else 0.0,
-                shared / len(set(query_words)) if query_words else 0.0,
+                shared / len(asked) if query_words else 0.0,
                 phrase_in(category, query_words),
                 phrase_in(brand, query_words),
             )

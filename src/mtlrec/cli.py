@@ -149,6 +149,29 @@ def _promote(args: argparse.Namespace, params: Params) -> object:
     return promote.run(params.gate, params.evaluate, paths)
 
 
+def _index(args: argparse.Namespace, params: Params) -> object:
+    from mtlrec.serving import retrieval
+
+    return retrieval.build(
+        params.features,
+        params.serve,
+        args.repo,
+        args.validated,
+        args.out,
+        args.truth,
+        args.metrics,
+        args.cache,
+    )
+
+
+def _serve(args: argparse.Namespace, params: Params) -> object:
+    from mtlrec.serving.service import ServePaths, serve
+
+    paths = ServePaths(registry=args.registry, repo=args.repo, index=args.index, cache=args.cache)
+    serve(params.serve, paths, args.host, args.port)
+    return None
+
+
 def _rollback(args: argparse.Namespace, params: Params) -> object:
     from mtlrec.registry import Registry
 
@@ -336,6 +359,30 @@ def _stages() -> dict[str, tuple[str, Handler, list[tuple[str, dict]]]]:
                 ("--out", {**path, "default": L.gate_report}),
             ],
         ),
+        "index": (
+            "Build the retrieval index (title embeddings) and the feed candidates.",
+            _index,
+            [
+                ("--repo", {**path, "default": L.feature_repo}),
+                ("--validated", {**path, "default": L.validated}),
+                ("--truth", {**path, "default": L.ground_truth, "help": "for recall@k"}),
+                ("--cache", {**path, "default": L.text_cache}),
+                ("--out", {**path, "default": L.index}),
+                ("--metrics", {**path, "default": L.retrieval_metrics}),
+            ],
+        ),
+        "serve": (
+            "Serve the production model: POST /rank, GET /readyz, /metrics (until Ctrl-C).",
+            _serve,
+            [
+                ("--host", {"default": "127.0.0.1", "help": "address to listen on"}),
+                ("--port", {"type": int, "default": 8000, "help": "port to listen on"}),
+                ("--registry", {**path, "default": L.registry}),
+                ("--repo", {**path, "default": L.feature_repo}),
+                ("--index", {**path, "default": L.index}),
+                ("--cache", {**path, "default": L.text_cache}),
+            ],
+        ),
         "rollback": (
             "Point production back at the previous (or a given) version.",
             _rollback,
@@ -348,7 +395,7 @@ def _stages() -> dict[str, tuple[str, Handler, list[tuple[str, dict]]]]:
 
 
 # Stages that only read: they do not take the workspace lock.
-READ_ONLY = frozenset({"feast-plan"})
+READ_ONLY = frozenset({"feast-plan", "serve"})
 
 
 def build_parser() -> argparse.ArgumentParser:

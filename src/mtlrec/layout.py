@@ -59,6 +59,15 @@ class Layout:
         return self.root / "data" / "cache"
 
     @property
+    def index(self) -> Path:
+        """The retrieval index and feed candidates (`mtlrec index`)."""
+        return self.root / "data" / "index"
+
+    @property
+    def retrieval_metrics(self) -> Path:
+        return self.root / "metrics" / "retrieval.json"
+
+    @property
     def checkpoints(self) -> Path:
         """Training checkpoints: outside every stage's outputs (DVC deletes those first)."""
         return self.root / "data" / "checkpoints"

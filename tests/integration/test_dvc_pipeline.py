@@ -24,10 +24,8 @@ def _dvc(root: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def reproduced(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = copy_project(tmp_path_factory.mktemp("dvc"), train={"epochs": 2})
-    _dvc(root, "repro")
-    return root
+def reproduced(pipeline_run: Path) -> Path:
+    return pipeline_run
 
 
 def test_repro_writes_metrics_with_oracle_beside_each(reproduced: Path) -> None:

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from mtlrec.config import ModelConfig
-from mtlrec.model.match import TermMatch, term_match, word_match
+from mtlrec.model.match import TermMatch, frame_words, term_match, word_match
 from mtlrec.model.spelling import LexiconEntry, SpellingCorrector, fit_lexicon
 from mtlrec.model.tasks import LABEL_COLUMNS
 from mtlrec.model.text import TextEncoder, TextTable, build_text_table
@@ -111,7 +111,10 @@ def _fit_categorical(name: str, series: pd.Series, max_size: int) -> Categorical
 
 
 def _numeric_values(series: pd.Series) -> np.ndarray:
-    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    if pd.api.types.is_numeric_dtype(series.dtype):  # already numbers: no parsing pass
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     return np.where(np.isfinite(values), values, np.nan)
 
 
@@ -253,10 +256,19 @@ class FeatureSpec:
     def _text_values(self, frame: pd.DataFrame, name: str) -> list[object]:
         if name != QUERY_FEATURE or not self.lexicon:
             return frame[name].tolist()
-        corrector = SpellingCorrector(self.lexicon)
+        corrector = self._corrector()
         values = frame[name].tolist()
         fixed = {q: corrector(q) for q in {v for v in values if isinstance(v, str)}}
         return [fixed[v] if isinstance(v, str) else v for v in values]  # nulls (None, NaN) stay
+
+    def _corrector(self) -> SpellingCorrector:
+        # Built once per spec (a serving process corrects every request with it); its memo of
+        # corrected words is a pure function of the lexicon.
+        corrector = self.__dict__.get("_spelling")
+        if corrector is None:
+            corrector = SpellingCorrector(self.lexicon)
+            object.__setattr__(self, "_spelling", corrector)
+        return corrector
 
     def _encode_dense(self, frame: pd.DataFrame) -> np.ndarray:
         numerics = [_encode_numeric(n, frame[n.name]) for n in self.numerics]
@@ -312,9 +324,21 @@ def _rewritten(typed: list[object], read: list[object]) -> np.ndarray:
 
 def _encode_categorical(feature: CategoricalFeature, series: pd.Series) -> np.ndarray:
     keys, missing = category_keys(series)
-    lookup = {key: i + 1 for i, key in enumerate(feature.vocabulary)}
-    codes = pd.Series(keys).map(lookup).fillna(0).to_numpy(dtype=np.int64)
+    codes = _vocabulary_index(feature).get_indexer(keys).astype(np.int64) + 1  # unseen: -1 + 1
     return np.where(missing, 0, codes)
+
+
+_INDEXES: dict[int, tuple[CategoricalFeature, pd.Index]] = {}
+
+
+def _vocabulary_index(feature: CategoricalFeature) -> pd.Index:
+    """The vocabulary as a hash index, built once per fitted feature (a service encodes each
+    request with it)."""
+    cached = _INDEXES.get(id(feature))
+    if cached is None or cached[0] is not feature:
+        cached = (feature, pd.Index(feature.vocabulary, dtype=object))
+        _INDEXES[id(feature)] = cached
+    return cached[1]
 
 
 def _encode_numeric(feature: NumericFeature, series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -461,8 +485,11 @@ def tensor_frame(
     table = build_text_table(encoded.strings, cfg.text, cache_dir, encoder)
     match, terms = None, None
     codes, query = encoded.text_codes, spec.query_index
+    words = None
+    if cfg.text.word_match or cfg.text.term_gating:  # split and embedded once for both
+        words = frame_words(encoded.strings, codes, query, cfg.text, cache_dir)
     if cfg.text.word_match:
-        match = word_match(encoded.strings, codes, query, cfg.text, cache_dir)
+        match = word_match(encoded.strings, codes, query, cfg.text, cache_dir, words)
     if cfg.text.term_gating:
-        terms = term_match(encoded.strings, codes, query, cfg.text, cache_dir)
+        terms = term_match(encoded.strings, codes, query, cfg.text, cache_dir, words)
     return TensorFrame.build(encoded, table, match, terms)

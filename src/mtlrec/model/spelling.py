@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
-from mtlrec.model.match import WORD
+from mtlrec.tokens import WORD
 
 MIN_LENGTH = 4  # shorter words are too ambiguous at one edit ("led" / "red"), typos need four
 DOMINANCE = 5  # a correction must be this many times as frequent as the word typed

@@ -11,9 +11,12 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -138,47 +141,89 @@ def build_text_encoder(cfg: TextConfig) -> TextEncoder:
     return TextEncoder(bert, tokenizer, cfg)
 
 
+MEMORY_ONLY_LIMIT = 100_000  # strings kept in memory when new ones are not written to disk
+_ENCODERS: dict[str, TextEncoder] = {}
+_ENCODERS_LOCK = threading.Lock()
+
+
+def shared_encoder(cfg: TextConfig) -> TextEncoder:
+    """The frozen encoder of `cfg`, built once per process (the service encodes each new query
+    with it; loading MiniLM takes a second)."""
+    with _ENCODERS_LOCK:
+        key = encoder_id(cfg)
+        if key not in _ENCODERS:
+            _ENCODERS[key] = build_text_encoder(cfg)
+        return _ENCODERS[key]
+
+
 class TextEmbeddingCache:
-    """Embeddings on disk, keyed by sha256(encoder id, text).
+    """Embeddings on disk, keyed by sha256(encoder id, text), and in this process's memory.
 
     Each `store` writes one immutable shard (`<sha of its keys>.npz`: keys + vectors) through a
     temporary file and an atomic rename, so concurrent readers never see a partial shard and two
-    writers of the same strings write the same file.
+    writers of the same strings write the same file. What a process read or wrote stays in its
+    memory, each shard read once: a long-running process (the ranking service) looks strings up
+    per request without touching the disk. With `persist_new` off (the service), new strings
+    stay in memory only, the most recent `MEMORY_ONLY_LIMIT` of them.
     """
+
+    persist_new: ClassVar[bool] = True
+    _memory: ClassVar[dict[Path, dict[str, np.ndarray]]] = {}
+    _shards: ClassVar[dict[Path, set[str]]] = {}
+    _recent: ClassVar[OrderedDict[str, np.ndarray]] = OrderedDict()
 
     def __init__(self, cache_dir: Path, encoder_id: str) -> None:
         self.encoder_id = encoder_id
         digest = hashlib.sha256(encoder_id.encode()).hexdigest()[:16]
-        self.directory = Path(cache_dir) / "text_embeddings" / digest
+        self.directory = (Path(cache_dir) / "text_embeddings" / digest).resolve()
 
     def key(self, text: str) -> str:
         return hashlib.sha256(f"{self.encoder_id}\n{text}".encode()).hexdigest()
 
     def lookup(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
         wanted = set(keys)
-        found: dict[str, np.ndarray] = {}
+        memory = self._memory.setdefault(self.directory, {})
+        found = {key: memory[key] for key in wanted if key in memory}
+        if len(found) < len(wanted):
+            self._read_new_shards(memory)
+            found = {key: memory[key] for key in wanted if key in memory}
+        for key in wanted - set(found):
+            if key in self._recent:
+                found[key] = self._recent[key]
+        return found
+
+    def _read_new_shards(self, memory: dict[str, np.ndarray]) -> None:
+        read = self._shards.setdefault(self.directory, set())
         for shard in sorted(self.directory.glob("*.npz")) if self.directory.is_dir() else []:
-            if len(found) == len(wanted):
-                break
+            if shard.name in read:
+                continue
             try:
                 with np.load(shard, allow_pickle=False) as data:
                     shard_keys, vectors = data["keys"], data["vectors"]
             except (OSError, ValueError, KeyError):
                 continue  # an unreadable shard is only a cache miss
-            for row, key in enumerate(shard_keys.tolist()):
-                if key in wanted:
-                    found[key] = vectors[row]
-        return found
+            memory.update(zip(shard_keys.tolist(), vectors, strict=True))
+            read.add(shard.name)
 
     def store(self, keys: Sequence[str], vectors: np.ndarray) -> None:
         if not keys:
+            return
+        vectors = vectors.astype(np.float32)
+        if not self.persist_new:
+            for key, vector in zip(keys, vectors, strict=True):
+                self._recent[key] = vector
+                self._recent.move_to_end(key)
+            while len(self._recent) > MEMORY_ONLY_LIMIT:
+                self._recent.popitem(last=False)
             return
         self.directory.mkdir(parents=True, exist_ok=True)
         name = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:32]
         handle, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
         with os.fdopen(handle, "wb") as file:
-            np.savez(file, keys=np.array(keys, dtype="<U64"), vectors=vectors.astype(np.float32))
+            np.savez(file, keys=np.array(keys, dtype="<U64"), vectors=vectors)
         os.replace(tmp, self.directory / f"{name}.npz")
+        self._memory.setdefault(self.directory, {}).update(zip(keys, vectors, strict=True))
+        self._shards.setdefault(self.directory, set()).add(f"{name}.npz")
 
 
 def embed_texts(
@@ -197,7 +242,7 @@ def embed_texts(
     found = cache.lookup(keys.values())
     missing = sorted(text for text, key in keys.items() if key not in found)
     if missing:
-        encoder = encoder if encoder is not None else build_text_encoder(cfg)
+        encoder = encoder if encoder is not None else shared_encoder(cfg)
         vectors = encoder.embed(missing)  # (M, D)
         cache.store([keys[text] for text in missing], vectors)
         found.update({keys[text]: vectors[row] for row, text in enumerate(missing)})
