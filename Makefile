@@ -14,7 +14,9 @@ export FEAST_USAGE := False
 export DVC_NO_ANALYTICS := 1
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-fast lint feast-plan airflow clean
+SERVE_PORT ?= 8000
+
+.PHONY: setup run test test-fast lint feast-plan airflow serve clean
 
 setup: $(STAMP)
 
@@ -51,6 +53,10 @@ feast-plan: setup
 # api-server, scheduler, dag-processor and triggerer; see scripts/airflow.sh.
 airflow: setup
 	bash scripts/airflow.sh
+
+# The production model behind POST /rank on http://localhost:$(SERVE_PORT) (after `make run`).
+serve: setup
+	mtlrec serve --port $(SERVE_PORT)
 
 clean:
 	rm -rf data models metrics reports dvc_plots .dvc/tmp .dvc/cache

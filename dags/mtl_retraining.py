@@ -226,6 +226,12 @@ def mtl_retraining() -> None:
         name = pipeline.record_run(PROJECT, str(run_id), stages)
         report = pipeline.summarize(PROJECT, str(run_id), name)
         log.info("run summary:\n%s", json.dumps(report, indent=2, default=str))
+        served = report["serving"]
+        log.info(
+            "serving answers with %s%s",
+            served["version"] or f"the production alias ({served['follows']})",
+            f" at {served['url']}" if served["url"] else " (set MTLREC_SERVE_URL to ask it)",
+        )
         log.info(
             "saved as DVC experiment %r: `dvc exp show`; `dvc exp apply %s` restores it", name, name
         )

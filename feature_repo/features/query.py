@@ -45,33 +45,34 @@ def query_item_match(inputs: pd.DataFrame) -> pd.DataFrame:
 
     from mtlrec.tokens import words
 
-    split: dict[object, tuple[str, ...]] = {}  # a request has one query and repeats titles
+    split: dict[object, tuple[str, ...]] = {}  # a request has one query, titles repeat
 
     def tokens(text: object) -> tuple[str, ...]:
         key = text if isinstance(text, str) else None
-        if key not in split:
-            split[key] = tuple(words(key))
-        return split[key]
+        found = split.get(key)
+        if found is None:
+            found = split[key] = tuple(words(key))
+        return found
 
-    def phrase_in(phrase: object, query: tuple[str, ...]) -> int:
+    def phrase_in(phrase: object, padded_query: str) -> int:
         found = tokens(phrase)
-        padded = f" {' '.join(query)} "
-        return int(bool(found) and found != ("unknown",) and f" {' '.join(found)} " in padded)
+        return int(bool(found) and found != ("unknown",) and f" {' '.join(found)} " in padded_query)
 
     rows = []
     for query, title, category, brand in zip(
         inputs["query"], inputs["title"], inputs["category"], inputs["brand"], strict=True
     ):
-        query_words, title_words = tokens(query), set(tokens(title))
-        asked = set(query_words)
+        query_words = tokens(query)
+        asked, title_words = set(query_words), set(tokens(title))
         shared = len(asked & title_words)
         union = len(asked | title_words)
+        padded = f" {' '.join(query_words)} "
         rows.append(
             (
                 shared / union if query_words and union else 0.0,
                 shared / len(asked) if query_words else 0.0,
-                phrase_in(category, query_words),
-                phrase_in(brand, query_words),
+                phrase_in(category, padded),
+                phrase_in(brand, padded),
             )
         )
     out = pd.DataFrame(

@@ -223,11 +223,33 @@ def summarize(root: Path, run_id: str, experiment: str) -> dict[str, Any]:
         "version": report["version"],
         "reasons": report["reasons"],
         "production": production(root),
+        "serving": serving(root),
         "metrics": {
             task: {name: value for name, value in values.items() if not name.startswith("oracle_")}
             for task, values in report["challenger"].items()
         },
     }
+
+
+SERVE_URL_ENV = "MTLREC_SERVE_URL"  # where `mtlrec serve` runs, e.g. http://mtlrec-serve:8000
+
+
+def serving(root: Path, timeout: float = 5.0) -> dict[str, Any]:
+    """The version the ranking service answers with (asked at MTLREC_SERVE_URL when set; it
+    follows the production alias within `serve.reload_seconds`)."""
+    import httpx
+
+    url = os.environ.get(SERVE_URL_ENV)
+    champion = production(root)
+    follows = champion["version"] if champion else None
+    if not url:
+        return {"url": None, "version": None, "follows": follows}
+    try:
+        state = httpx.get(f"{url.rstrip('/')}/readyz", timeout=timeout).json()
+    except (httpx.HTTPError, ValueError) as error:
+        return {"url": url, "version": None, "follows": follows, "error": str(error)}
+    return {"url": url, "version": state.get("version"), "follows": follows,
+            "error": state.get("last_error")}  # fmt: skip
 
 
 def _dig_raw(raw: Any, dotted: str) -> Any:

@@ -72,7 +72,7 @@ def test_image_copies_only_what_exists_and_is_not_ignored(dockerfile: str) -> No
 
 def test_compose_runs_every_airflow_component(compose: dict) -> None:
     services = compose["services"]
-    assert set(services) == {"postgres", "redis", *AIRFLOW_SERVICES}
+    assert set(services) == {"postgres", "redis", "mtlrec-serve", *AIRFLOW_SERVICES}
     for name, command in AIRFLOW_SERVICES.items():
         assert services[name]["command"] == command, name
         assert services[name]["image"] == services["airflow-scheduler"]["image"]
@@ -156,3 +156,16 @@ def test_named_volumes_are_declared(compose: dict) -> None:
             source = volume.split(":")[0]
             if not source.startswith((".", "/")):
                 assert source in declared, source
+
+
+def test_the_ranking_service_runs_beside_airflow_on_the_same_stores(compose: dict) -> None:
+    serve = compose["services"]["mtlrec-serve"]
+    airflow = compose["services"]["airflow-scheduler"]
+    assert serve["entrypoint"] == ["mtlrec"] and serve["command"][0] == "serve"
+    assert serve["image"] == airflow["image"] and "..:/opt/mtlrec" in serve["volumes"]
+    for key in ("MTLREC_FEAST_PROFILE", "MTLREC_FEAST_PROJECT", "MTLREC_FEAST_REGISTRY_URL",
+                "MTLREC_FEAST_REDIS"):  # fmt: skip
+        assert serve["environment"][key] == airflow["environment"][key], key
+    assert "/readyz" in " ".join(serve["healthcheck"]["test"])
+    assert serve["ports"] == ["8000:8000"] and "--host" in serve["command"]
+    assert {"postgres", "redis"} <= set(serve["depends_on"])

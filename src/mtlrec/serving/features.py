@@ -85,22 +85,20 @@ class OnlineFeatures:
             distinct, inverse = np.unique(ids, return_inverse=True)
             views = [read for read in self.views if read.join_key == join_key]
             found, missing = self._values(join_key, views, distinct)
-            for read in views:
-                for name in read.features:
-                    column = f"{read.prefix}__{name}"
-                    columns[column] = _column([row[column] for row in found], inverse)
+            for column, values in found.items():
+                columns[column] = _column(values, inverse)
             if missing:
                 unknown[join_key] = missing
-        frame = pd.DataFrame(columns, index=pd.RangeIndex(len(query)))
         for odfv, projection in self.on_demand:
-            frame = frame.join(self._on_demand(odfv, projection, frame, query))
-        return FeatureRows(frame[self.columns], unknown)
+            columns.update(self._on_demand(odfv, projection, columns, query))
+        frame = pd.DataFrame({c: columns[c] for c in self.columns}, index=pd.RangeIndex(len(query)))
+        return FeatureRows(frame, unknown)
 
     def _values(
         self, join_key: str, views: list[ViewRead], ids: np.ndarray
-    ) -> tuple[list[dict[str, Any]], list[int]]:
-        """Per distinct id, its decoded values by column (None when unset); and the ids the
-        store holds nothing for."""
+    ) -> tuple[dict[str, list[Any]], list[int]]:
+        """Each column's decoded values for the distinct ids (None when unset), and the ids
+        the store holds nothing for."""
         if self._redis is not None:
             return self._redis.read(join_key, ids)
         from feast.protos.feast.types.EntityKey_pb2 import EntityKey
@@ -109,38 +107,35 @@ class OnlineFeatures:
         entity_keys = [
             EntityKey(join_keys=[join_key], entity_values=[Value(int64_val=int(i))]) for i in ids
         ]
-        found: list[dict[str, Any]] = [{} for _ in ids]
+        found: dict[str, list[Any]] = {}
         known = np.zeros(len(ids), dtype=bool)
         for read in views:
             rows = self.provider.online_read(
                 self.store.config, read.view, entity_keys, list(read.features)
             )
-            for row, (_, values) in zip(found, rows, strict=True):
-                for name in read.features:
-                    row[f"{read.prefix}__{name}"] = decode(values.get(name)) if values else None
+            for name in read.features:
+                found[f"{read.prefix}__{name}"] = [
+                    decode(values.get(name)) if values else None for _, values in rows
+                ]
             known |= [bool(values) and any(map(_is_set, values.values())) for _, values in rows]
         return found, [int(i) for i in ids[~known]]
 
     def _on_demand(
-        self, odfv: Any, projection: Any, frame: pd.DataFrame, query: list[str | None]
-    ) -> pd.DataFrame:
+        self, odfv: Any, projection: Any, columns: dict[str, Any], query: list[str | None]
+    ) -> dict[str, np.ndarray]:
         """The registered view's own transformation over the rows, its inputs named as Feast
         names them for the function (each source feature by its own name, and the query)."""
         inputs = pd.DataFrame(
             {
-                feature.name: frame[f"{source.name_to_use()}__{feature.name}"].to_numpy()
+                feature.name: columns[f"{source.name_to_use()}__{feature.name}"]
                 for source in odfv.source_feature_view_projections.values()
                 for feature in source.features
-            },
-            index=frame.index,
+            }
         )
         inputs[QUERY_COLUMN] = query
         result = odfv.feature_transformation.transform(inputs)
         prefix = projection.name_to_use()
-        return pd.DataFrame(
-            {f"{prefix}__{f.name}": result[f.name].to_numpy() for f in projection.features},
-            index=frame.index,
-        )
+        return {f"{prefix}__{f.name}": result[f.name].to_numpy() for f in projection.features}
 
 
 class _RedisViews:
@@ -164,21 +159,25 @@ class _RedisViews:
         self.keys: dict[tuple[str, int], bytes] = {}
         self.decoded: dict[bytes, Any] = {}
 
-    def read(self, join_key: str, ids: np.ndarray) -> tuple[list[dict[str, Any]], list[int]]:
+    def read(self, join_key: str, ids: np.ndarray) -> tuple[dict[str, list[Any]], list[int]]:
         fields = [field for _, field in self.fields[join_key]] + self.stamps[join_key]
         client = self.online._get_client(self.config.online_store)
         with client.pipeline(transaction=False) as pipe:
             for entity in ids:
                 pipe.hmget(self._key(join_key, int(entity)), fields)
-            replies = pipe.execute()
-        columns = [column for column, _ in self.fields[join_key]]
+            replies = pipe.execute()  # (entities, fields)
         n_stamps = len(self.stamps[join_key])
-        found, missing = [], []
-        for entity, reply in zip(ids, replies, strict=True):
-            if all(value is None for value in reply[-n_stamps:]):
-                missing.append(int(entity))  # no view of this entity was ever written
-            values = reply[:-n_stamps]
-            found.append({c: self._decode(v) for c, v in zip(columns, values, strict=True)})
+        missing = [
+            int(entity)
+            for entity, reply in zip(ids, replies, strict=True)
+            if all(value is None for value in reply[-n_stamps:])  # no view ever written
+        ]
+        by_field = list(zip(*replies, strict=True)) if replies else []
+        memo, decode_new = self.decoded, self._decode
+        found = {
+            column: [memo[raw] if raw in memo else decode_new(raw) for raw in by_field[i]]
+            for i, (column, _) in enumerate(self.fields[join_key])
+        }
         return found, missing
 
     def _key(self, join_key: str, entity: int) -> bytes:
