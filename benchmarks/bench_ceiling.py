@@ -24,8 +24,8 @@ import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
+from mtlrec import shop as sim
 from mtlrec.config import SimulationSize, load_params
-from mtlrec.data import simulate as sim
 
 
 def _one_hot(index: np.ndarray, size: int, values: np.ndarray | None = None) -> sp.csr_matrix:
@@ -34,7 +34,7 @@ def _one_hot(index: np.ndarray, size: int, values: np.ndarray | None = None) -> 
     return sp.csr_matrix((data, (rows, index)), shape=(len(index), size))
 
 
-def design(shop: sim._Shop, traffic: sim._Traffic, entities: bool) -> sp.csr_matrix:
+def design(shop: sim.Shop, traffic: sim.Traffic, entities: bool) -> sp.csr_matrix:
     """(N, features) the structural design matrix of every impression."""
     users, items = shop.users, shop.items
     u, i = traffic.user, traffic.item
@@ -70,13 +70,13 @@ class _NoNoise:
 
 
 def relevance_rows(
-    rng: np.random.Generator, shop: sim._Shop, size: SimulationSize
+    rng: np.random.Generator, shop: sim.Shop, size: SimulationSize
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(relevant by the raters, the relevance of the true structure without the pair's own
     part, the true relevance) of every judged pair. Judgements are split by query, so no model
     can learn a test pair's own part: the structure is the best a text model can do."""
-    judged = sim._make_judgments(rng, shop, size)
-    structure = sim._relevance(_NoNoise(), shop.queries, shop.items)  # type: ignore[arg-type]
+    judged = sim.make_judgments(rng, shop, size)
+    structure = sim.relevance(_NoNoise(), shop.queries, shop.items)  # type: ignore[arg-type]
     labels = (judged["relevance"] >= 2).astype(int)
     return labels, structure[judged["query"], judged["item"]], judged["true"]
 
@@ -90,14 +90,14 @@ def main() -> None:
     params = load_params(args.params)
     started = time.perf_counter()
     config, split = params.simulate, params.dataset
-    size, rng = config.active, sim._streams(config.seed)
-    shop = sim._make_shop(rng, size, config.start_date)
+    size, rng = config.active, sim.streams(config.seed)
+    shop = sim.build_shop(config)  # draws from streams of its own: `rng`'s are left as they were
     days = [
-        sim._simulate_day(rng["traffic"], shop, d, size.impressions_per_day, config.search_share, 0)
+        sim.simulate_day(rng["traffic"], shop, d, size.impressions_per_day, config.search_share, 0)
         for d in range(size.n_days)
     ]
-    traffic = sim._concat_traffic(days)
-    outcome = sim._draw_outcomes(rng["outcomes"], traffic, shop)
+    traffic = sim.concat_traffic(days)
+    outcome = sim.draw_outcomes(rng["outcomes"], traffic, shop, sim.calibrate(traffic, shop))
     x = design(shop, traffic, args.entities)
     train = traffic.day < size.n_days - split.valid_days - split.test_days
     test = traffic.day >= size.n_days - split.test_days

@@ -35,7 +35,7 @@ from airflow.sdk import Asset, Param, chain, dag, task
 PROJECT = Path(os.environ.get("MTLREC_PROJECT_DIR", Path(__file__).resolve().parents[1]))
 # The DVC stages after the native tasks, in the data's order, one task each; then `gate` runs
 # the `promote` stage. tests/test_dags.py checks that together they cover dvc.yaml.
-DVC_STAGES = ("index", "build_dataset", "train", "evaluate", "baselines")
+DVC_STAGES = ("index", "build_dataset", "train", "evaluate", "baselines", "online_test")
 # Written by the `landing_validation` DAG whenever new batches pass validation.
 VALIDATED_DATA = Asset.ref(name="mtlrec_validated_data")
 # Every task is idempotent, so one retry covers a worker lost mid-task; Feast's stores (Redis,
@@ -89,6 +89,18 @@ PARAMS = {
         title="Loss weighting",
         description="Static weights or learned uncertainty weighting (train.loss_weighting).",
         section="Model",
+    ),
+    "online_test": Param(
+        CURRENT["gate"].get("online_test", "required"),
+        type="string",
+        enum=["required", "report", "off"],
+        title="Online test",
+        description=(
+            "The challenger against the champion on simulated shoppers (A/B and interleaving): "
+            "required (a challenger significantly worse online is not promoted), report (shown, "
+            "not deciding) or off (gate.online_test)."
+        ),
+        section="Gate",
     ),
     "force_promote": Param(
         False,
@@ -181,10 +193,11 @@ def mtl_retraining() -> None:
 
     @task
     def dvc_stage(stage: str) -> str:
-        """`dvc repro --single-item STAGE`: its upstream ran as the tasks before it."""
+        """`dvc repro --single-item STAGE`: its upstream ran as the tasks before it. The online
+        test is forced: its champion is the production model now, which DVC does not track."""
         from mtlrec import pipeline
 
-        return pipeline.run_stage(PROJECT, stage)
+        return pipeline.run_stage(PROJECT, stage, force=stage == "online_test")
 
     @task.branch
     def gate(run_id: str | None = None) -> str:
@@ -193,6 +206,9 @@ def mtl_retraining() -> None:
 
         result = pipeline.gate(PROJECT, str(run_id))
         log.info("%s", result)
+        online = pipeline.online_result(PROJECT)
+        if online is not None:
+            log.info("online test: %s", online["verdict"]["reason"])
         return "promoted" if result.promoted else "champion_kept"
 
     @task

@@ -29,6 +29,9 @@ def _simulate(args: argparse.Namespace, params: Params) -> object:
 def _land(args: argparse.Namespace, params: Params) -> object:
     from mtlrec.data import land
 
+    # The feedback zone is validate's dependency beside the landing zone: it must exist, even
+    # empty. Land only makes it; what served sessions logged there is never touched.
+    args.feedback.mkdir(parents=True, exist_ok=True)
     return land.run(params.source, params.simulate, args.out, args.truth)
 
 
@@ -48,6 +51,7 @@ def _validate(args: argparse.Namespace, params: Params) -> object:
         args.quarantine,
         args.project,
         ledger=args.ledger,
+        feedback=args.feedback,
     )
     return report.summary()
 
@@ -145,6 +149,7 @@ def _promote(args: argparse.Namespace, params: Params) -> object:
         registry=args.registry,
         dvc_lock=args.lock,
         out=args.out,
+        online=args.online,
     )
     return promote.run(params.gate, params.evaluate, paths)
 
@@ -170,6 +175,48 @@ def _serve(args: argparse.Namespace, params: Params) -> object:
     paths = ServePaths(registry=args.registry, repo=args.repo, index=args.index, cache=args.cache)
     serve(params.serve, paths, args.host, args.port)
     return None
+
+
+def _online_test(args: argparse.Namespace, params: Params) -> object:
+    from mtlrec.online import experiment
+
+    paths = experiment.OnlinePaths(
+        challenger=args.model,
+        registry=args.registry,
+        repo=args.repo,
+        index=args.index,
+        cache=args.cache,
+        truth=args.truth,
+        out=args.out,
+        plots=args.plots,
+    )
+    report = experiment.run(
+        params.online_test, params.gate, params.serve, params.simulate, params.source, paths
+    )
+    return f"online test: {report['verdict']['reason']}"
+
+
+def _log_sessions(args: argparse.Namespace, params: Params) -> object:
+    from mtlrec.online import feedback
+
+    paths = feedback.FeedbackPaths(
+        registry=args.registry,
+        repo=args.repo,
+        index=args.index,
+        cache=args.cache,
+        truth=args.truth,
+        landing=args.landing,
+        out=args.out,
+    )
+    return feedback.log_sessions(
+        params.online_test,
+        params.serve,
+        params.simulate,
+        params.source,
+        paths,
+        args.days,
+        args.sessions,
+    )
 
 
 def _rollback(args: argparse.Namespace, params: Params) -> object:
@@ -216,6 +263,7 @@ def _stages() -> dict[str, tuple[str, Handler, list[tuple[str, dict]]]]:
             [
                 ("--out", {**path, "default": L.landing}),
                 ("--truth", {**path, "default": L.ground_truth}),
+                ("--feedback", {**path, "default": L.feedback, "help": "made if missing"}),
             ],
         ),
         "ingest": (
@@ -232,6 +280,7 @@ def _stages() -> dict[str, tuple[str, Handler, list[tuple[str, dict]]]]:
             _validate,
             [
                 ("--landing", {**path, "default": L.landing}),
+                ("--feedback", {**path, "default": L.feedback, "help": "logged sessions"}),
                 ("--out", {**path, "default": L.validated}),
                 ("--quarantine", {**path, "default": L.quarantine}),
                 ("--project", {**path, "default": Path("."), "help": "folder holding gx/"}),
@@ -357,6 +406,7 @@ def _stages() -> dict[str, tuple[str, Handler, list[tuple[str, dict]]]]:
                 ("--registry", {**path, "default": L.registry}),
                 ("--lock", {**path, "default": L.dvc_lock}),
                 ("--out", {**path, "default": L.gate_report}),
+                ("--online", {**path, "default": L.online_metrics, "help": "online test"}),
             ],
         ),
         "index": (
@@ -381,6 +431,35 @@ def _stages() -> dict[str, tuple[str, Handler, list[tuple[str, dict]]]]:
                 ("--repo", {**path, "default": L.feature_repo}),
                 ("--index", {**path, "default": L.index}),
                 ("--cache", {**path, "default": L.text_cache}),
+            ],
+        ),
+        "online-test": (
+            "The challenger against the champion on simulated shoppers: A/B and interleaving.",
+            _online_test,
+            [
+                ("--model", {**path, "default": L.challenger, "help": "the challenger"}),
+                ("--registry", {**path, "default": L.registry, "help": "its champion"}),
+                ("--repo", {**path, "default": L.feature_repo}),
+                ("--index", {**path, "default": L.index}),
+                ("--cache", {**path, "default": L.text_cache}),
+                ("--truth", {**path, "default": L.ground_truth, "help": "the shop's behaviour"}),
+                ("--out", {**path, "default": L.online_metrics}),
+                ("--plots", {**path, "default": None, "help": "write the plot's table here"}),
+            ],
+        ),
+        "log-sessions": (
+            "The production model serves simulated shoppers; their impressions land as feedback.",
+            _log_sessions,
+            [
+                ("--days", {"type": int, "default": 1, "help": "days after the data on file"}),
+                ("--sessions", {"type": int, "default": 2000, "help": "sessions a day"}),
+                ("--registry", {**path, "default": L.registry}),
+                ("--repo", {**path, "default": L.feature_repo}),
+                ("--index", {**path, "default": L.index}),
+                ("--cache", {**path, "default": L.text_cache}),
+                ("--truth", {**path, "default": L.ground_truth}),
+                ("--landing", {**path, "default": L.landing, "help": "to find the last day"}),
+                ("--out", {**path, "default": L.feedback}),
             ],
         ),
         "rollback": (

@@ -224,6 +224,14 @@ class BaselinesConfig(_Section):
         return self
 
 
+Scenario = Literal["search", "feed"]
+# The online test's metrics: the share of sessions whose clicks prefer the challenger under
+# team-draft interleaving, and the A/B split's per-session means.
+OnlineMetric = Literal[
+    "interleaving", "purchases_per_1000", "revenue_per_1000", "ctr_at_k", "ndcg_at_10"
+]
+
+
 class GateConfig(_Section):
     """Champion/challenger gate. Metrics are named `<task>.<metric>` as in metrics JSON."""
 
@@ -236,9 +244,25 @@ class GateConfig(_Section):
     max_regression: float = Field(default=0.01, ge=0.0)
     watched: tuple[str, ...] = ("ctr.auc", "cvr.auc", "ctcvr.auc", "relevance.ndcg@10")
     force_promote: bool = False
+    # The simulated online test (metrics/online_test.json): "required": a challenger that is
+    # significantly worse than the champion on `online_metric` is not promoted; "report": the
+    # test runs and is reported, the decision stays offline; "off": no test.
+    online_test: Literal["required", "report", "off"] = "required"
+    online_metric: OnlineMetric = "interleaving"
 
 
-Scenario = Literal["search", "feed"]
+class OnlineTestConfig(_Section):
+    """The simulated online test (`mtlrec online-test`): the challenger and the champion rank
+    sessions of the shop's own users and queries, and the shop's shoppers click and buy."""
+
+    sessions: int = Field(default=4000, gt=0)  # A/B: half each; interleaving: all of them
+    k: int = Field(default=10, gt=0)  # items shown per session
+    # What an interleaved session credits to the team that drafted the item: purchases, what
+    # the blends rank for (expected purchase), or clicks (denser, but a ranker that trades
+    # clicks for purchases, as popularity does, wins them).
+    credit: Literal["purchases", "clicks"] = "purchases"
+    seed: int = 0
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
 
 
 class ServeConfig(_Section):
@@ -280,6 +304,7 @@ class Params(_Section):
     evaluate: EvaluateConfig = EvaluateConfig()
     baselines: BaselinesConfig = BaselinesConfig()
     gate: GateConfig = GateConfig()
+    online_test: OnlineTestConfig = OnlineTestConfig()
     serve: ServeConfig = ServeConfig()
 
 

@@ -59,6 +59,16 @@ class Layout:
         return self.root / "data" / "cache"
 
     @property
+    def feedback(self) -> Path:
+        """The feedback landing zone: impressions that served sessions logged (kept by no
+        stage: `land` never touches it)."""
+        return self.root / "data" / "feedback"
+
+    @property
+    def online_metrics(self) -> Path:
+        return self.root / "metrics" / "online_test.json"
+
+    @property
     def index(self) -> Path:
         """The retrieval index and feed candidates (`mtlrec index`)."""
         return self.root / "data" / "index"

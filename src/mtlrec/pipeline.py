@@ -39,6 +39,7 @@ def validate(root: Path) -> str:
         layout.validated,
         layout.quarantine,
         root,
+        feedback=layout.feedback,
     )
     return f"validated {len(report.outcomes)} batches; validation report: {report.data_docs}"
 
@@ -124,6 +125,7 @@ RUN_PARAMS = {
     "epochs": "train.epochs",
     "loss_weighting": "train.loss_weighting",
     "force_promote": "gate.force_promote",
+    "online_test": "gate.online_test",
 }
 # Read by `mtlrec promote` (evaluation/promote.py) into the model version's metadata; spelled
 # out here so the DAG's tasks need not import torch to name it (a test keeps the two equal).
@@ -224,11 +226,25 @@ def summarize(root: Path, run_id: str, experiment: str) -> dict[str, Any]:
         "reasons": report["reasons"],
         "production": production(root),
         "serving": serving(root),
+        "online_test": online_result(root),
         "metrics": {
             task: {name: value for name, value in values.items() if not name.startswith("oracle_")}
             for task, values in report["challenger"].items()
         },
     }
+
+
+def online_result(root: Path) -> dict[str, Any] | None:
+    """The online test's verdict and headline numbers, as the run summary reports them."""
+    file = Layout(root).online_metrics
+    if not file.is_file():
+        return None
+    report = json.loads(file.read_text())
+    shown = {"verdict": report["verdict"], "champion": report.get("champion")}
+    if report.get("applicable"):
+        shown["interleaving"] = report["interleaving"]
+        shown["ab"] = {name: report["ab"][name] for name in ("purchases_per_1000", "ctr_at_k")}
+    return shown
 
 
 SERVE_URL_ENV = "MTLREC_SERVE_URL"  # where `mtlrec serve` runs, e.g. http://mtlrec-serve:8000
@@ -354,4 +370,5 @@ def pending_batches(root: Path) -> list[str]:
     from mtlrec.validation.filing import pending
 
     layout = Layout(root)
-    return pending(layout.landing, layout.validated, layout.quarantine)
+    found = pending(layout.landing, layout.validated, layout.quarantine)
+    return found + pending(layout.feedback, layout.validated, layout.quarantine)

@@ -115,7 +115,7 @@ def test_schemathesis_finds_no_server_error(server: Server, tmp_path) -> None:
             "--checks", "not_a_server_error", "--max-examples", "150", "--seed", "1",
             "--phases", "examples,coverage,fuzzing", "--no-color", "--generation-database", "none",
         ],
-        capture_output=True, text=True, env=tool_env(), timeout=900,
+        capture_output=True, text=True, env=tool_env(), timeout=900, cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert "No issues found" in done.stdout

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mtlrec.config import EvaluateConfig, GateConfig
+from mtlrec.errors import UserError
 from mtlrec.evaluation.evaluate import evaluate_model
 from mtlrec.evaluation.gate import GateDecision, Metrics, decide
 from mtlrec.registry import Registry, RegistryError, data_hashes
@@ -47,6 +48,7 @@ class PromotePaths:
     registry: Path
     dvc_lock: Path
     out: Path
+    online: Path | None = None  # the online test's report (metrics/online_test.json)
 
 
 def run(gate: GateConfig, evaluation: EvaluateConfig, paths: PromotePaths) -> PromoteOutcome:
@@ -58,6 +60,7 @@ def run(gate: GateConfig, evaluation: EvaluateConfig, paths: PromotePaths) -> Pr
         # it against the champion it replaced, so the retry reports what the first try did.
         champion_version = registry.replaced_by(champion_version)
     champion, decision = _judge(gate, evaluation, paths, registry, champion_version, challenger)
+    decision = _online(gate, decision, paths.online, champion_version)
     version = None
     if decision.promote:
         reason = "; ".join(decision.reasons)
@@ -97,6 +100,31 @@ def _judge(
         promote = gate.force_promote
         return None, GateDecision(promote, [reason] + (["force_promote is set"] if promote else []))
     return champion, decide(gate, challenger, champion)
+
+
+def _online(
+    gate: GateConfig, decision: GateDecision, report_file: Path | None, champion: str | None
+) -> GateDecision:
+    """The online test's say: with `gate.online_test: required`, a challenger significantly
+    worse than the champion online is not promoted, whatever its offline metrics."""
+    if gate.online_test == "off" or report_file is None:  # None: a caller with no online test
+        return decision
+    if not report_file.is_file():
+        if gate.online_test == "required":
+            raise UserError(f"{report_file}: no online test report (run `mtlrec online-test`)")
+        return decision
+    report = json.loads(report_file.read_text())
+    verdict = report["verdict"]
+    expected = f"champion {champion}" if champion else "no champion yet: popularity ranker"
+    passed, reason = verdict["passed"], f"online: {verdict['reason']}"
+    if report.get("applicable") and not str(report.get("champion", "")).startswith(expected):
+        passed = False  # the champion moved since the test: its result is not this decision's
+        reason = f"online test ran against {report.get('champion')}, production is {champion}"
+    if gate.online_test == "report" or passed:
+        return GateDecision(decision.promote, [*decision.reasons, reason])
+    if gate.force_promote:
+        return GateDecision(True, [*decision.reasons, reason, "force_promote is set"])
+    return GateDecision(False, [*decision.reasons, reason])
 
 
 def _broken_champion(

@@ -40,7 +40,7 @@ def read_table(validated: Path, table: str) -> pd.DataFrame:
     if files:
         return pd.concat([pd.read_parquet(file) for file in files], ignore_index=True)
     if table in OPTIONAL_TABLES:
-        from mtlrec.data.simulate import TABLE_SCHEMAS
+        from mtlrec.contract import TABLE_SCHEMAS
 
         return TABLE_SCHEMAS[table].empty_table().to_pandas()
     raise FileNotFoundError(f"no validated batches under {validated / table}")

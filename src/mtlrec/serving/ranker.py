@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,12 +76,25 @@ class Ranker:
         retriever: Retriever | None,
     ) -> Ranker:
         """Verify, load and warm up a registered version; ModelRefused says why it cannot."""
-        from mtlrec.model.predict import load
-
         problems = registry.problems(version)
         if problems:
             raise ModelRefused(f"{version} refused: {'; '.join(problems)}")
-        folder = registry.path(version)
+        return cls.from_folder(registry.path(version), version, store, config, cache_dir, retriever)
+
+    @classmethod
+    def from_folder(
+        cls,
+        folder: Path,
+        version: str,
+        store: Any,
+        config: ServeConfig,
+        cache_dir: Path,
+        retriever: Retriever | None,
+    ) -> Ranker:
+        """A model folder (a registered version, or the challenger not registered yet) ready
+        to rank; `version` is what its answers say answered them."""
+        from mtlrec.model.predict import load
+
         try:
             model = load(folder)
             service = json.loads((folder / "schema.json").read_text())["feature_service"]
@@ -104,52 +117,98 @@ class Ranker:
         self.rank(Request(-1, "search", "warm up", tuple(int(i) for i in items), 1))
 
     def rank(self, request: Request) -> Ranking:
+        return self.rank_many([request])[0]
+
+    def rank_many(self, requests: Sequence[Request]) -> list[Ranking]:
+        """Rank several requests in one pass (the online test ranks thousands of sessions):
+        each distinct entity read once, the model run over all rows in batches."""
         clock = _Clock()
-        items, retrieved = self._candidates(request, clock)
-        frame, unknown = clock.time("features", lambda: self.frame(request, items))
+        candidates, retrieved = self.candidates(requests, clock)
+        frame, unknown = clock.time("features", lambda: self.frame(requests, candidates))
         scores = self.score(frame, clock)
         price = pd.to_numeric(frame[PRICE_COLUMN], errors="coerce") if PRICE_COLUMN in frame else 0
         columns = {**scores, "price": np.nan_to_num(np.asarray(price, dtype=np.float64))}
-        blended = self.blends[request.scenario](columns)
-        order = np.argsort(-blended, kind="stable")[: request.k]
-        top = pd.DataFrame({"item_id": items[order], **{n: v[order] for n, v in scores.items()}})
-        top["score"] = blended[order]
-        return Ranking(
-            version=self.version,
-            items=top,
-            unknown_users=unknown.get("user_id", []),
-            unknown_items=unknown.get("item_id", []),
-            retrieved=retrieved,
-            timings=clock.seconds,
+        scenario = frame["scenario"].to_numpy()
+        blended = np.zeros(len(frame))
+        for name, blend in self.blends.items():
+            rows = scenario == name
+            if rows.any():
+                blended[rows] = blend({key: value[rows] for key, value in columns.items()})
+        rankings, start = [], 0
+        unknown_users, unknown_items = (
+            set(unknown.get("user_id", [])),
+            set(unknown.get("item_id", [])),
         )
-
-    def _candidates(self, request: Request, clock: _Clock) -> tuple[np.ndarray, bool]:
-        if request.candidates:
-            return np.asarray(request.candidates, dtype=np.int64), False
-        if self.retriever is None:
-            raise ModelRefused("no candidates given and no retrieval index loaded")
-        n = self.config.retrieve
-        if request.scenario == "search":
-            query = str(request.query)
-            found = clock.time("retrieval", lambda: self.retriever.search(query, n, self.cache_dir))
-        else:
-            categories = self.config.feed_categories
-            found = clock.time(
-                "retrieval", lambda: self.retriever.feed(request.user_id, n, categories)
+        for request, items, was_retrieved in zip(requests, candidates, retrieved, strict=True):
+            rows = slice(start, start + len(items))
+            start += len(items)
+            order = np.argsort(-blended[rows], kind="stable")[: request.k]
+            top = pd.DataFrame(
+                {"item_id": items[order], **{n: v[rows][order] for n, v in scores.items()}}
             )
-        return np.asarray(found, dtype=np.int64), True
+            top["score"] = blended[rows][order]
+            rankings.append(
+                Ranking(
+                    version=self.version,
+                    items=top,
+                    unknown_users=[request.user_id] if request.user_id in unknown_users else [],
+                    unknown_items=sorted(unknown_items.intersection(items.tolist())),
+                    retrieved=was_retrieved,
+                    timings=clock.seconds,
+                )
+            )
+        return rankings
 
-    def frame(self, request: Request, items: np.ndarray) -> tuple[pd.DataFrame, dict]:
+    def candidates(
+        self, requests: Sequence[Request], clock: _Clock | None = None
+    ) -> tuple[list[np.ndarray], list[bool]]:
+        """Each request's candidates: its own, else retrieved (all search queries at once);
+        and whether they were retrieved."""
+        clock = clock or _Clock()
+        found: list[np.ndarray | None] = [
+            np.asarray(r.candidates, dtype=np.int64) if r.candidates else None for r in requests
+        ]
+        missing = [i for i, items in enumerate(found) if items is None]
+        if missing and self.retriever is None:
+            raise ModelRefused("no candidates given and no retrieval index loaded")
+        n, retriever = self.config.retrieve, self.retriever
+        searches = [i for i in missing if requests[i].scenario == "search"]
+        if searches:
+            queries = [str(requests[i].query) for i in searches]
+            hits = clock.time(
+                "retrieval", lambda: retriever.search_many(queries, n, self.cache_dir)
+            )
+            for i, items in zip(searches, hits, strict=True):
+                found[i] = items
+        feeds = [i for i in missing if requests[i].scenario != "search"]
+        if feeds:
+            categories = self.config.feed_categories
+            users = [requests[i].user_id for i in feeds]
+            lists = clock.time(
+                "retrieval", lambda: [retriever.feed(user, n, categories) for user in users]
+            )
+            for i, items in zip(feeds, lists, strict=True):
+                found[i] = items
+        retrieved = set(missing)
+        return [np.asarray(f, dtype=np.int64) for f in found], [
+            i in retrieved for i in range(len(requests))
+        ]
+
+    def frame(
+        self, requests: Sequence[Request], candidates: Sequence[np.ndarray]
+    ) -> tuple[pd.DataFrame, dict[str, list[int]]]:
         """The model's input rows for the candidates: what the feature store holds for (user,
         item), and the request's own columns, as a training row carries them."""
-        n = len(items)
-        users = np.full(n, request.user_id, dtype=np.int64)
-        query = request.query if request.scenario == "search" else None
-        read = self.features.read({"user_id": users, "item_id": items}, [query] * n)
+        sizes = [len(items) for items in candidates]
+        users = np.repeat([r.user_id for r in requests], sizes).astype(np.int64)
+        items = np.concatenate(candidates) if candidates else np.zeros(0, np.int64)
+        queries = [r.query if r.scenario == "search" else None for r in requests]
+        query = [q for q, size in zip(queries, sizes, strict=True) for _ in range(size)]
+        read = self.features.read({"user_id": users, "item_id": items}, query)
         frame = read.frame.assign(
             user_id=users,
             item_id=items,
-            scenario=request.scenario,
+            scenario=np.repeat([r.scenario for r in requests], sizes),
             position=self.config.position,
             query=query,
         )

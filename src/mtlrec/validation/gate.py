@@ -26,9 +26,9 @@ from typing import Any
 import pandas as pd
 
 from mtlrec.config import ValidateConfig
+from mtlrec.contract import ROW_INDEX, ROW_KEYS, TABLES
 from mtlrec.errors import UserError
 from mtlrec.names import safe_batch_id, shown
-from mtlrec.validation.contract import ROW_INDEX, ROW_KEYS, TABLES
 from mtlrec.validation.filing import Verdict, file_batch
 from mtlrec.validation.gx_context import Suite, build_docs, docs_page, open_context, wire_suites
 from mtlrec.validation.ledger import Ledger, content_digest
@@ -64,14 +64,24 @@ def run(
     *,
     ledger: Path | None = None,
     now: datetime | None = None,
+    feedback: Path | None = None,
 ) -> ValidationReport:
     """Validate every landing batch; raise ValidationFailed if any was quarantined.
 
-    `ledger` defaults to `ingest_ledger.json` beside the quarantine folder (both outlive the
-    validated folder, which DVC rebuilds each run); `now` bounds every timestamp.
+    `feedback` is the zone served sessions are logged into (`online.feedback`), checked beside
+    the landing zone, each table's batches in date order over both. `ledger` defaults to
+    `ingest_ledger.json` beside the quarantine folder (both outlive the validated folder, which
+    DVC rebuilds each run); `now` bounds every timestamp.
     """
     context = open_context(project_root)
-    batches = [(t, f) for t in TABLES for f in sorted((landing / t).glob("*.parquet"))]
+    zones = [landing, *([feedback] if feedback is not None else [])]
+    batches = [
+        (table, file)
+        for table in TABLES
+        for file in sorted(
+            (f for zone in zones for f in (zone / table).glob("*.parquet")), key=lambda f: f.name
+        )
+    ]
     landed = {f"{table}/{safe_batch_id(file.stem)}" for table, file in batches}
     gate = _Gate(
         config=config,
@@ -83,7 +93,8 @@ def run(
     outcomes = [gate.check(table, file, validated, quarantine) for table, file in batches]
     gate.ledger.save()
     docs = build_docs(context, gate.result_ids, config.keep_results)
-    report = ValidationReport(outcomes, docs, ignored=unknown_files(landing))
+    ignored = [name for zone in zones for name in unknown_files(zone)]
+    report = ValidationReport(outcomes, docs, ignored=ignored)
     if report.failed:
         raise ValidationFailed(report.message())
     return report
@@ -99,10 +110,14 @@ class _Gate:
     ledger: Ledger
     now: datetime
     known: KnownKeys = field(default_factory=KnownKeys)
-    references: dict[str, TableReference] = field(
-        default_factory=lambda: {table: TableReference() for table in TABLES}
-    )
+    # Per table and source (a batch id's suffix: `served` for logged sessions): a model's
+    # top-10 lists have another click rate and volume than the shop's history, and are
+    # compared with earlier batches of their own kind.
+    references: dict[tuple[str, str], TableReference] = field(default_factory=dict)
     result_ids: list[Any] = field(default_factory=list)
+
+    def _reference(self, table: str, batch_id: str) -> TableReference:
+        return self.references.setdefault((table, batch_source(batch_id)), TableReference())
 
     def check(self, table: str, source: Path, validated: Path, quarantine: Path) -> BatchOutcome:
         verdict, frame = self._judge(table, source)
@@ -125,7 +140,7 @@ class _Gate:
 
     def _accept(self, verdict: Verdict, good: pd.DataFrame) -> None:
         self.known.add(verdict.table, good)
-        self.references[verdict.table].add(good)
+        self._reference(verdict.table, verdict.batch_id).add(good)
         key = f"{verdict.table}/{verdict.batch_id}"
         self.ledger.accept(key, verdict.digest or "", len(good))
 
@@ -180,7 +195,7 @@ class _Gate:
         """Run every suite of the table that can run; note the ones that cannot yet."""
         from great_expectations.core.run_identifier import RunIdentifier
 
-        reference = self.references[table]
+        reference = self._reference(table, batch_id)
         shared = {**time_parameters(self.now), **window, **self.known.parameters(frame)}
         run_id = RunIdentifier(run_name=f"{table}-{batch_id}", run_time=self.now)
         results, notes, pages = [], [], []
@@ -199,6 +214,13 @@ class _Gate:
                 results.append(result)
                 pages.append(docs_page(self.context, result_id))
         return results, notes, [page for page in pages if page]
+
+
+def batch_source(batch_id: str) -> str:
+    """What kind of batch it is: the first word of its suffix (`2026-01-15_served-v3`:
+    `served`), empty for a plain day."""
+    _, _, suffix = batch_id.partition("_")
+    return suffix.split("-", 1)[0]
 
 
 def unknown_files(landing: Path) -> list[str]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mtlrec.validation.contract import ROW_INDEX, TABLES
+from mtlrec.contract import ROW_INDEX, TABLES
 
 DATASOURCE = "landing"
 BATCH_DEFINITION = "batch"

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from mtlrec.config import ValidateConfig
-from mtlrec.validation.contract import PRIMARY_KEYS
+from mtlrec.contract import PRIMARY_KEYS
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from mtlrec.validation.contract import ROW_INDEX
+from mtlrec.contract import ROW_INDEX
 
 EXAMPLES_SHOWN = 3
 VALUES_SHOWN = 5
