@@ -1,23 +1,29 @@
 """Retrain the multi-task model and promote it only if it beats the champion.
 
-`set_params` -> `validate` -> `featurize` -> `feast_apply` -> `materialize` ->
-`record_native_stages` -> (DVC) `build_dataset` -> `train` -> `evaluate` -> `baselines` ->
-`gate` -> `promoted` or `champion_kept` -> `summary`.
+`set_params` -> one task per stage of dvc.yaml after `land`, in the data's order (`validate`,
+`featurize`, `feast_apply`, `materialize`, `index`, `build_dataset`, `train`, `evaluate`,
+`baselines`, `online_test`) -> `gate` (the `promote` stage) -> `promoted` or `champion_kept` ->
+`summary`.
 
+* Every stage runs as `dvc repro --single-item <stage>`: dvc.lock records exactly what ran (the
+  command of dvc.yaml, its inputs' hashes), a stage whose inputs did not change is skipped in
+  seconds, and `dvc repro` reproduces the run. The stages come from `mtlrec.stages`, the one
+  declaration behind the CLI and dvc.yaml.
 * Triggered from the form (**Trigger**; the fields below), or by the `mtlrec_validated_data`
   asset when `landing_validation` has filed new batches (then with the form's defaults).
 * The form starts from the workspace's `params.yaml`, what `dvc repro` would use now. Its
   model fields are written back there as `dvc exp run --set-param` would, so the DVC stages
-  see them as params and the workspace keeps the last run's values, like a workspace DVC
-  experiment; `summary` saves the run as the DVC experiment named after the run id
+  see them as params; `summary` saves the run as the DVC experiment named after the run id
   (`dvc exp show`), and a promoted model version records the run id.
-* `gate` is the `promote` DVC stage: champion re-scored on the same test set, and the
-  challenger registered and made production in the same step only if the gate passes.
+* `gate` is the `promote` DVC stage: champion re-scored on the same test set, the online
+  test's verdict, and the challenger registered and made production in one step only if the
+  gate passes. The online test is forced: its champion is production now, which DVC does not
+  track.
 * One run at a time; every DVC command takes the workspace lock. Every task is safe to rerun,
-  so a crashed worker's task is retried; Feast steps retry with backoff.
+  so a crashed worker's task is retried; Feast steps retry with backoff. A batch that fails
+  validation fails its task at once: quarantined data needs a person, not a retry.
 
-This file says when and in what order; each task calls one function of `mtlrec.pipeline`,
-the same code the `dvc repro` stages run.
+This file says when and in what order; each task calls one function of `mtlrec.pipeline`.
 """
 
 from __future__ import annotations
@@ -33,9 +39,11 @@ from airflow.sdk import Asset, Param, chain, dag, task
 
 # The project checkout the tasks work in: this file's repo unless the deployment says otherwise.
 PROJECT = Path(os.environ.get("MTLREC_PROJECT_DIR", Path(__file__).resolve().parents[1]))
-# The DVC stages after the native tasks, in the data's order, one task each; then `gate` runs
-# the `promote` stage. tests/test_dags.py checks that together they cover dvc.yaml.
-DVC_STAGES = ("index", "build_dataset", "train", "evaluate", "baselines", "online_test")
+# The DVC stages the DAG runs, one task each in dvc.yaml's order (`land` fills the landing zone
+# outside the DAG; `promote` is the `gate` task). tests/test_dags.py checks them against dvc.yaml.
+STAGES = ("validate", "featurize", "feast_apply", "materialize", "index", "build_dataset",
+          "train", "evaluate", "baselines", "online_test")  # fmt: skip
+FEAST_STAGES = ("feast_apply", "materialize")  # Feast's stores may blip: retry with backoff
 # Written by the `landing_validation` DAG whenever new batches pass validation.
 VALIDATED_DATA = Asset.ref(name="mtlrec_validated_data")
 # Every task is idempotent, so one retry covers a worker lost mid-task; Feast's stores (Redis,
@@ -50,22 +58,6 @@ TRANSIENT = {
 # The form's defaults: the workspace's params as they are (read at parse time, a small file).
 CURRENT = yaml.safe_load((PROJECT / "params.yaml").read_text())
 PARAMS = {
-    "window_start": Param(
-        None,
-        type=["null", "string"],
-        format="date",
-        title="Window start",
-        description="First day of feature data loaded into the online store (empty: all).",
-        section="Date window",
-    ),
-    "window_end": Param(
-        None,
-        type=["null", "string"],
-        format="date",
-        title="Window end",
-        description="Last day loaded into the online store (empty: up to now).",
-        section="Date window",
-    ),
     "bottom": Param(
         CURRENT["model"]["bottom"],
         type="string",
@@ -142,62 +134,20 @@ def mtl_retraining() -> None:
         return written
 
     @task
-    def validate() -> str:
+    def dvc_stage(stage: str) -> str:
+        """`dvc repro --single-item STAGE`: its upstream ran as the tasks before it."""
         from airflow.sdk.exceptions import AirflowFailException
 
         from mtlrec import pipeline
         from mtlrec.validation.gate import ValidationFailed
 
         try:
-            with pipeline.dvc_lock(PROJECT):
-                result = pipeline.validate(PROJECT)
+            output = pipeline.run_stage(PROJECT, stage, force=stage == "online_test")
         except ValidationFailed as error:  # quarantined data needs a person, not a retry
             log.error("%s", error)
             raise AirflowFailException(str(error)) from None
-        log.info("%s", result)
-        return result
-
-    @task
-    def featurize() -> str:
-        from mtlrec import pipeline
-
-        with pipeline.dvc_lock(PROJECT):
-            return pipeline.featurize(PROJECT)
-
-    @task(**TRANSIENT)
-    def feast_apply() -> dict:
-        from mtlrec import pipeline
-
-        with pipeline.dvc_lock(PROJECT):
-            return pipeline.feast_apply(PROJECT)
-
-    @task(**TRANSIENT)
-    def materialize(params: dict | None = None) -> str:
-        from mtlrec import pipeline
-
-        params = params or {}
-        start, end = pipeline.materialize_window(
-            params.get("window_start"), params.get("window_end")
-        )
-        log.info("materializing %s .. %s", start.isoformat(), end.isoformat())
-        with pipeline.dvc_lock(PROJECT):
-            summary = pipeline.materialize(PROJECT, end=end, start=start)
-        log.info("%s", summary)
-        return summary
-
-    @task
-    def record_native_stages() -> str:
-        from mtlrec import pipeline
-
-        return pipeline.record_native_stages(PROJECT)
-
-    @task
-    def dvc_stage(stage: str) -> str:
-        """`dvc repro --single-item STAGE`: its upstream ran as the tasks before it. The online
-        test is forced: its champion is the production model now, which DVC does not track."""
-        from mtlrec import pipeline
-
-        return pipeline.run_stage(PROJECT, stage, force=stage == "online_test")
+        log.info("%s", output)
+        return output[-2000:]
 
     @task.branch
     def gate(run_id: str | None = None) -> str:
@@ -238,7 +188,7 @@ def mtl_retraining() -> None:
 
         from mtlrec import pipeline
 
-        stages = [*pipeline.NATIVE_STAGES, *DVC_STAGES, pipeline.GATE_STAGE]
+        stages = [*STAGES, pipeline.GATE_STAGE]
         name = pipeline.record_run(PROJECT, str(run_id), stages)
         report = pipeline.summarize(PROJECT, str(run_id), name)
         log.info("run summary:\n%s", json.dumps(report, indent=2, default=str))
@@ -253,10 +203,12 @@ def mtl_retraining() -> None:
         )
         return report
 
-    native = [set_params(), validate(), featurize(), feast_apply(), materialize()]
-    stages = [dvc_stage.override(task_id=stage)(stage) for stage in DVC_STAGES]
+    stages = [
+        dvc_stage.override(task_id=stage, **(TRANSIENT if stage in FEAST_STAGES else {}))(stage)
+        for stage in STAGES
+    ]
     outcomes = [promoted(), champion_kept()]
-    chain(*native, record_native_stages(), *stages, gate(), outcomes)
+    chain(set_params(), *stages, gate(), outcomes)
     outcomes >> summary()
 
 

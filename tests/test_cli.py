@@ -10,11 +10,12 @@ import pytest
 import yaml
 
 from mtlrec import workspace
-from mtlrec.cli import _stages, main
+from mtlrec.cli import main
 from mtlrec.data import ingest
+from mtlrec.stages import STAGES as DECLARED
 from tests.conftest import REPO, tiny_raw_params, tool_env
 
-STAGES = list(_stages())
+STAGES = [stage.name for stage in DECLARED]
 
 
 def test_help_lists_every_stage(capsys: pytest.CaptureFixture[str]) -> None:

@@ -48,11 +48,12 @@ RETRAINING_ORDER = [
     "featurize",
     "feast_apply",
     "materialize",
-    "record_native_stages",
+    "index",
     "build_dataset",
     "train",
     "evaluate",
     "baselines",
+    "online_test",
     "gate",
 ]
 
@@ -89,19 +90,12 @@ def test_retraining_runs_the_pipeline_in_the_data_order(dagbag: dict) -> None:
 
 
 def test_retraining_runs_every_dvc_stage_after_landing(dagbag: dict) -> None:
-    """The DAG and dvc.yaml cannot drift: each stage is the landing one, a native task, one of
-    the DVC tasks between `record_native_stages` and `gate`, or the gate itself."""
+    """The DAG and dvc.yaml cannot drift: one task per stage after `land`, in dvc.yaml's order,
+    then the gate (the `promote` stage)."""
     tasks = dagbag["dags"]["mtl_retraining"]["tasks"]
-    dvc_tasks = tasks[tasks.index("record_native_stages") + 1 : tasks.index("gate")]
-    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-
-    def outs(stage: dict) -> set[str]:
-        return {o if isinstance(o, str) else next(iter(o)) for o in stage.get("outs", [])}
-
-    landing = {name for name, stage in stages.items() if "data/landing" in outs(stage)}
-    covered = [*landing, *pipeline.NATIVE_STAGES, *dvc_tasks, pipeline.GATE_STAGE]
-    assert sorted(covered) == sorted(stages)
-    assert [name for name in stages if name in dvc_tasks] == dvc_tasks  # dvc.yaml's order
+    dvc_tasks = tasks[tasks.index("set_params") + 1 : tasks.index("gate")]
+    stages = list(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"])
+    assert ["land", *dvc_tasks, pipeline.GATE_STAGE] == stages
 
 
 def test_every_retraining_task_retries_and_feast_backs_off(dagbag: dict) -> None:
@@ -119,7 +113,7 @@ def test_retraining_form_starts_from_params_yaml(dagbag: dict) -> None:
         section, key = pipeline.RUN_PARAMS[name].split(".")
         assert form[name] == current[section][key], name
     assert form["force_promote"] is False
-    assert form["window_start"] is None and form["window_end"] is None
+    assert form["online_test"] == current["gate"]["online_test"]
 
 
 def test_schedules(dagbag: dict) -> None:
@@ -212,7 +206,7 @@ def test_first_run_is_a_dvc_experiment(deployment: Deployment, first_run: dict) 
 
 @pytest.mark.slow
 def test_validation_report_path_is_in_the_log(first_run: dict) -> None:
-    assert "validation report: " in first_run["log"]
+    assert "validation report: " in first_run["log"]  # the passing summary names the report
     assert "reports/data_docs/index.html" in first_run["log"]
 
 
@@ -237,7 +231,7 @@ def test_scheduled_materialization_loads_its_interval_with_overlap(
         deployment.env, "feature_materialization", logical_date="2026-01-04T01:00:00+00:00"
     )
     assert run["state"] == "success", run["log"][-4000:]
-    summary = json.loads((deployment.project / "data" / "feast" / "materialize.json").read_text())
+    summary = json.loads((deployment.project / "reports" / "materialize_hourly.json").read_text())
     end = datetime.fromisoformat(summary["end"])
     starts = {datetime.fromisoformat(load["start"]) for load in summary["loads"]}
     assert starts == {end - timedelta(hours=3)}, summary  # an hour's interval + 2 h overlap

@@ -5,6 +5,7 @@ from entities import item
 from feast import FeatureView, Field
 from feast.types import Array, Float32, Float64, Int64, String
 from ttls import DAILY_SNAPSHOT_TTL, PROFILE_TTL
+from windows import WINDOWS_DAYS
 
 CATEGORICAL = {"kind": "categorical"}
 NUMERIC = {"kind": "numeric"}
@@ -39,7 +40,7 @@ item_popularity = FeatureView(
     ttl=DAILY_SNAPSHOT_TTL,
     schema=[
         Field(name=f"{kind}_{days}d", dtype=dtype, tags=NUMERIC, description=text)
-        for days in (1, 7, 30)
+        for days in WINDOWS_DAYS
         for kind, dtype, text in (
             ("impressions", Int64, f"Times shown in the {days} days before the snapshot"),
             ("clicks", Int64, f"Clicks in the {days} days before the snapshot"),

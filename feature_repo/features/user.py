@@ -5,6 +5,7 @@ from entities import user
 from feast import FeatureView, Field
 from feast.types import Float32, Int64, String
 from ttls import DAILY_SNAPSHOT_TTL, PROFILE_TTL
+from windows import WINDOWS_DAYS
 
 # `kind` tags tell the model how to read a column: id, categorical, numeric, text or array.
 CATEGORICAL = {"kind": "categorical"}
@@ -31,7 +32,7 @@ user_activity = FeatureView(
     ttl=DAILY_SNAPSHOT_TTL,
     schema=[
         Field(name=f"{kind}_{days}d", dtype=dtype, tags=NUMERIC, description=text)
-        for days in (1, 7, 30)
+        for days in WINDOWS_DAYS
         for kind, dtype, text in (
             ("impressions", Int64, f"Impressions shown in the {days} days before the snapshot"),
             ("clicks", Int64, f"Clicks in the {days} days before the snapshot"),

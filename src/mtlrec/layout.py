@@ -51,6 +51,11 @@ class Layout:
         return self.root / "data" / "feast" / "materialize.json"
 
     @property
+    def hourly_materialize_summary(self) -> Path:
+        """The last scheduled (windowed) materialization: beside the run reports."""
+        return self.root / "reports" / "materialize_hourly.json"
+
+    @property
     def training(self) -> Path:
         return self.root / "data" / "training"
 

@@ -1,9 +1,10 @@
-"""The pipeline's steps as the Airflow DAG calls them: one function per task.
+"""The pipeline's steps as the Airflow DAGs call them: one function per task.
 
-Each function takes the project root, loads params.yaml and calls the very `run` that the
-matching `mtlrec <stage>` (and so the dvc stage) calls, with the paths of `Layout`. Training
-and evaluation run as DVC stages so each DAG run is recorded in dvc.lock, and the finished
-run is saved as a DVC experiment named after the DAG run (`record_run`).
+Every stage of dvc.yaml runs as `dvc repro --single-item <stage>` (`run_stage`), so each DAG
+run is recorded in dvc.lock exactly as `dvc repro` would record it, and the finished run is
+saved as a DVC experiment named after the DAG run (`record_run`). Both DAGs that validate
+(`mtl_retraining`, `landing_validation`) call `validate`. Only the hourly materialization runs
+outside DVC: it loads a window of time, which no stage of dvc.yaml does.
 """
 
 from __future__ import annotations
@@ -25,56 +26,29 @@ import yaml
 from mtlrec.config import ConfigError, load_params
 from mtlrec.layout import Layout
 
-# Stages the DAG runs natively before handing over to DVC; committed to dvc.lock afterwards.
-NATIVE_STAGES = ("validate", "featurize", "feast_apply", "materialize")
+VALIDATE_STAGE = "validate"
+VALIDATION_FAILED = "validation failed:"  # how `mtlrec validate` begins its report of a failure
 
 
 def validate(root: Path) -> str:
-    from mtlrec.validation import gate
-
-    layout = Layout(root)
-    report = gate.run(
-        load_params(layout.params).validate_,
-        layout.landing,
-        layout.validated,
-        layout.quarantine,
-        root,
-        feedback=layout.feedback,
-    )
-    return f"validated {len(report.outcomes)} batches; validation report: {report.data_docs}"
+    """The validate stage of dvc.yaml; ValidationFailed (with the report) when a batch was
+    quarantined."""
+    return run_stage(root, VALIDATE_STAGE)
 
 
-def featurize(root: Path) -> str:
-    from mtlrec.features import featurize as stage
-
-    layout = Layout(root)
-    config = load_params(layout.params).features
-    return str(stage.run(config, layout.validated, layout.features, layout.text_cache))
-
-
-def feast_apply(root: Path) -> dict[str, list[str]]:
-    from mtlrec.features import store
-
-    layout = Layout(root)
-    return store.apply(layout.feature_repo, layout.feast_apply_summary)
-
-
-FULL_LOAD_START = datetime(2000, 1, 1, tzinfo=UTC)  # before any event: a full load
-
-
-def materialize(
-    root: Path, end: datetime | None = None, start: datetime | None = FULL_LOAD_START
-) -> str:
-    """Load [start, end] (default: everything up to now) into the online store; start=None is
-    incremental from each view's last materialized end. Upserts: a rerun changes nothing."""
+def materialize(root: Path, end: datetime, start: datetime | None) -> str:
+    """Load [start, end] into the online store (start None: incremental from each view's last
+    materialized end). Upserts: a rerun changes nothing. The summary goes to reports/, not to
+    the materialize stage's output: a window is not what that stage loads."""
     from mtlrec.features import store
 
     layout = Layout(root)
     summary = store.materialize(
         layout.feature_repo,
-        end=end or datetime.now(UTC),
+        end=end,
         start=start,
-        summary_file=layout.materialize_summary,
+        summary_file=layout.hourly_materialize_summary,
+        timed=True,
     )
     return str(summary)
 
@@ -105,16 +79,21 @@ def dvc(root: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
     return output
 
 
-def record_native_stages(root: Path) -> str:
-    """Record what the native tasks produced in dvc.lock, so the run is reproducible."""
-    return dvc(root, "commit", "--force", *NATIVE_STAGES)
-
-
 def run_stage(
     root: Path, stage: str, force: bool = False, env: Mapping[str, str] | None = None
 ) -> str:
-    """Reproduce one dvc stage only (its upstream ran as earlier DAG tasks)."""
-    return dvc(root, "repro", "--single-item", *(["--force"] if force else []), stage, env=env)
+    """Reproduce one dvc stage only (its upstream ran as earlier DAG tasks). A validation that
+    quarantined a batch raises ValidationFailed with the stage's report."""
+    try:
+        return dvc(root, "repro", "--single-item", *(["--force"] if force else []), stage, env=env)
+    except RuntimeError as error:
+        text = str(error)
+        if stage == VALIDATE_STAGE and VALIDATION_FAILED in text:
+            from mtlrec.validation.gate import ValidationFailed
+
+            report = text[text.index(VALIDATION_FAILED) :].split("\nERROR:")[0]
+            raise ValidationFailed(report.strip()) from None
+        raise
 
 
 # --- One DAG run = one DVC experiment -------------------------------------------------------
@@ -329,19 +308,6 @@ def experiment(root: Path, name: str) -> dict[str, Any] | None:
 
 
 # --- Windows of time --------------------------------------------------------------------------
-
-
-def materialize_window(
-    start_day: str | date | None, end_day: str | date | None, now: datetime | None = None
-) -> tuple[datetime, datetime]:
-    """The retraining form's date window as datetimes: [start_day 00:00, end_day 24:00) in UTC,
-    a full load when start_day is empty, up to now when end_day is empty or still running."""
-    now = now or datetime.now(UTC)
-    start = _midnight(start_day) if start_day else FULL_LOAD_START
-    end = min(_midnight(end_day) + timedelta(days=1), now) if end_day else now
-    if start >= end:
-        raise ValueError(f"empty date window: start {start.isoformat()} >= end {end.isoformat()}")
-    return start, end
 
 
 def incremental_window(

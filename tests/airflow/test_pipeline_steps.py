@@ -6,7 +6,7 @@ import json
 import os
 import shutil
 import subprocess
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -43,23 +43,6 @@ def test_experiment_names_keep_the_run_apart() -> None:
     second = pipeline.experiment_name("manual__2026-11-25T21:00:13.000001+00:00")
     assert first == "manual__2026-11-25T21-00-12-856855-00-00"
     assert first != second
-
-
-def test_empty_date_window_is_a_full_load_up_to_now() -> None:
-    assert pipeline.materialize_window(None, None, now=NOW) == (pipeline.FULL_LOAD_START, NOW)
-
-
-def test_date_window_covers_whole_days_and_never_passes_now() -> None:
-    start, end = pipeline.materialize_window("2026-01-02", "2026-01-05", now=NOW)
-    assert start == datetime(2026, 1, 2, tzinfo=UTC)
-    assert end == datetime(2026, 1, 6, tzinfo=UTC)
-    _, capped = pipeline.materialize_window(date(2026, 3, 1), date(2026, 3, 10), now=NOW)
-    assert capped == NOW
-
-
-def test_backwards_date_window_fails() -> None:
-    with pytest.raises(ValueError, match="empty date window"):
-        pipeline.materialize_window("2026-01-05", "2026-01-02", now=NOW)
 
 
 def test_incremental_window_reaches_back_by_the_overlap() -> None:

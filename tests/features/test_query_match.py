@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import REPO
 
 # Top-level modules of feature_repo/, importable only with it on sys.path (as `feast` does).
-REPO_MODULES = ("features", "data_sources", "entities", "ttls")
+REPO_MODULES = ("features", "data_sources", "entities", "ttls", "windows")
 
 
 @pytest.fixture(scope="module")

@@ -52,7 +52,7 @@ def test_clean_shop_passes_quietly_with_one_line(
     assert _cli_validate(workspace) == 0
     out, err = capfd.readouterr()
     docs = workspace / "reports" / "data_docs" / "index.html"
-    assert out == f"validated 10 batches; data docs: {docs}\n"
+    assert out == f"validated 10 batches; validation report: {docs}\n"
     assert err == ""  # no GX progress bars, logs or warnings
     assert docs.is_file()
     assert parquet_files(workspace / "validated") == parquet_files(workspace / "landing")

@@ -16,8 +16,9 @@ from tests.conftest import copy_project
 from tests.validation.conftest import redated
 
 pytestmark = pytest.mark.slow
-# The DAG's order up to the online store; each step runs only if the one before succeeded.
-STEPS = (pipeline.validate, pipeline.featurize, pipeline.feast_apply, pipeline.materialize)
+# The DAG's order up to the online store (each a `dvc repro --single-item` task); each step
+# runs only if the one before succeeded.
+STEPS = ("validate", "featurize", "feast_apply", "materialize")
 
 
 def _fingerprint(*folders: Path) -> dict[str, str]:
@@ -46,7 +47,7 @@ def test_a_failed_validation_leaves_the_online_store_and_champion_untouched(
     root = copy_project(tmp_path / "project")
     shutil.copytree(tiny_shop / "data" / "landing", root / "data" / "landing")
     for step in STEPS:
-        step(root)
+        pipeline.run_stage(root, step)
     store, features = root / "data" / "feast", root / "data" / "features"
     assert (store / "online_store.db").is_file()
     before = _fingerprint(store, features, _champion(root))
@@ -58,8 +59,8 @@ def test_a_failed_validation_leaves_the_online_store_and_champion_untouched(
     ran = []
     with pytest.raises(ValidationFailed, match="item_id=999999999"):
         for step in STEPS:
-            step(root)
-            ran.append(step.__name__)
+            pipeline.run_stage(root, step)
+            ran.append(step)
 
     assert ran == []  # validate failed: featurize, feast apply and materialize never ran
     assert _fingerprint(store, features, root / "models") == before

@@ -20,7 +20,8 @@ from pathlib import Path
 import pandas as pd
 
 from mtlrec.config import BaselinesConfig, EvaluateConfig, ModelConfig, TrainConfig
-from mtlrec.evaluation.evaluate import Metrics, task_metrics, with_truth, write_metrics
+from mtlrec.evaluation.evaluate import task_metrics, with_truth, write_metrics
+from mtlrec.evaluation.metrics import Metrics, fmt
 from mtlrec.features.dataset import labelled_tasks
 from mtlrec.model.predict import predict
 from mtlrec.training import train
@@ -108,10 +109,6 @@ def compare(multi: Metrics, single: Metrics) -> Comparison:
     return comparison
 
 
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
-
-
 def comparison_table(comparison: Comparison) -> str:
     """The comparison as a fixed-width text table."""
     header = f"{'task':<10} {'metric':<13} {'multi':>8} {'single':>8} {'oracle':>8} {'m - s':>8}"
@@ -119,5 +116,5 @@ def comparison_table(comparison: Comparison) -> str:
     for task, metrics in comparison.items():
         for name, row in metrics.items():
             cells = [row[k] for k in ("multi_task", "single_task", "oracle", "multi_minus_single")]
-            lines.append(f"{task:<10} {name:<13} " + " ".join(f"{_fmt(c):>8}" for c in cells))
+            lines.append(f"{task:<10} {name:<13} " + " ".join(f"{fmt(c):>8}" for c in cells))
     return "\n".join(lines)

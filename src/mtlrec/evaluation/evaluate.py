@@ -16,9 +16,8 @@ import pandas as pd
 
 from mtlrec.config import EvaluateConfig
 from mtlrec.evaluation import metrics, plots
+from mtlrec.evaluation.metrics import Metrics
 from mtlrec.model.predict import predict
-
-Metrics = dict[str, dict[str, float | None]]
 
 
 def run(

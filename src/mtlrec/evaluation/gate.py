@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mtlrec.config import GateConfig
-
-Metrics = dict[str, dict[str, float | None]]
+from mtlrec.evaluation.metrics import Metrics
 
 
 @dataclass(frozen=True)

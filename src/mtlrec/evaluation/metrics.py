@@ -64,3 +64,23 @@ def mean_ndcg(grades: np.ndarray, scores: np.ndarray, queries: np.ndarray, k: in
 
 def rmse(targets: np.ndarray, predictions: np.ndarray) -> float:
     return float(np.sqrt(mean_squared_error(targets, predictions)))
+
+
+Metrics = dict[str, dict[str, float | None]]  # task -> metric -> value, as metrics/*.json hold
+
+
+def fmt(value: float | None) -> str:
+    """A metric in a table: four decimals, `-` for a metric a task cannot have."""
+    return "-" if value is None else f"{value:.4f}"
+
+
+def metrics_table(report: Metrics) -> str:
+    """A report as a fixed-width table: each task's metrics beside their oracle values."""
+    lines = [f"{'task':<10} {'metric':<14} {'model':>8} {'oracle':>8}"]
+    for task, values in report.items():
+        for name, value in values.items():
+            if name.startswith("oracle_") or name in ("rows", "positives"):
+                continue
+            oracle = values.get(f"oracle_{name}")
+            lines.append(f"{task:<10} {name:<14} {fmt(value):>8} {fmt(oracle):>8}")
+    return "\n".join(lines)

@@ -182,11 +182,13 @@ def labelled_tasks(data_dir: Path) -> set[str]:
     return tasks | ({"relevance"} if "judgment" in kinds else set())
 
 
-def trainable(model: ModelConfig, data_dir: Path) -> ModelConfig:
-    """The model config restricted to the configured tasks that the data has labels for."""
+def trainable(model: ModelConfig, data_dir: Path) -> tuple[ModelConfig, str | None]:
+    """The model config restricted to the configured tasks that the data has labels for, and
+    a note saying which were dropped (None when none was)."""
     tasks = tuple(task for task in model.tasks if task in labelled_tasks(data_dir))
     if not tasks:
         raise ValueError(f"the training set has labels for none of the tasks {list(model.tasks)}")
+    note = None
     if tasks != model.tasks:
-        print(f"training tasks {list(tasks)}: the data has no labels for the others")
-    return model.model_copy(update={"tasks": tasks})
+        note = f"training tasks {list(tasks)}: the data has no labels for the others"
+    return model.model_copy(update={"tasks": tasks}), note

@@ -17,7 +17,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -180,7 +180,11 @@ CLOCK_SKEW = timedelta(minutes=5)
 
 
 def materialize(
-    repo: Path, end: datetime, start: datetime | None = None, summary_file: Path | None = None
+    repo: Path,
+    end: datetime,
+    start: datetime | None = None,
+    summary_file: Path | None = None,
+    timed: bool = False,
 ) -> MaterializeSummary:
     """Load the online views into the online store, one view at a time with its row count.
 
@@ -206,7 +210,10 @@ def materialize(
     )
     if summary_file is not None:
         summary_file.parent.mkdir(parents=True, exist_ok=True)
-        summary_file.write_text(json.dumps(summary.recorded(), indent=2, sort_keys=True) + "\n")
+        # A stage's output records what was loaded; a scheduled run's report also when and how
+        # fast (`timed`).
+        recorded = asdict(summary) if timed else summary.recorded()
+        summary_file.write_text(json.dumps(recorded, indent=2, sort_keys=True) + "\n")
     return summary
 
 

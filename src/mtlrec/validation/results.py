@@ -101,7 +101,7 @@ class ValidationReport:
             rejected = sum(outcome.rejected_rows for outcome in self.split)
             held = ", ".join(f"{o.table}/{o.batch_id}: {o.rejected_rows}" for o in self.split)
             line += f"; {rejected} rows quarantined ({held})"
-        return f"{line}; data docs: {self.data_docs}{self._ignored_note()}"
+        return f"{line}; validation report: {self.data_docs}{self._ignored_note()}"
 
     def _ignored_note(self) -> str:
         if not self.ignored:
