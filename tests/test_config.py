@@ -73,3 +73,34 @@ def test_no_param_key_is_one_that_dvc_run_cache_drops() -> None:
     dropped = [key for key in keys if key.rsplit(".", 1)[-1] in DVC_DROPPED]
     assert not dropped, f"DVC's run cache would ignore {dropped}"
     assert "simulate.presets.tiny.n_users" in keys and "train.loss_weights" in keys
+
+
+def _differences(default: object, loaded: object, path: str) -> list[str]:
+    """Dotted keys where a code default and the loaded params disagree."""
+    from pydantic import BaseModel
+
+    if isinstance(default, BaseModel) and isinstance(loaded, BaseModel):
+        return [
+            found
+            for name in type(default).model_fields
+            for found in _differences(
+                getattr(default, name), getattr(loaded, name), f"{path}.{name}"
+            )
+        ]
+    return [] if default == loaded else [f"{path}: code {default!r}, params.yaml {loaded!r}"]
+
+
+def test_the_code_defaults_are_the_values_of_params_yaml() -> None:
+    """One set of defaults: a config built in code (tests, benchmarks, a notebook) is the
+    pipeline's unless it says otherwise."""
+    from pydantic_core import PydanticUndefined
+
+    loaded = load_params(REPO / "params.yaml")
+    found = []
+    for name, field in Params.model_fields.items():
+        if field.default is not PydanticUndefined:
+            found += _differences(field.default, getattr(loaded, name), field.alias or name)
+    simulate = type(loaded.simulate).model_fields
+    for name in ("seed", "start_date", "search_share", "preset"):
+        found += _differences(simulate[name].default, getattr(loaded.simulate, name), name)
+    assert found == []

@@ -3,6 +3,9 @@
 Every section is a frozen pydantic model that forbids unknown keys, so a typo in `params.yaml`
 fails loudly with the dotted path of the offending key instead of being silently ignored.
 Each pipeline stage receives only its own section.
+
+One set of defaults: every default here is the value `params.yaml` sets (tests/test_config.py
+compares the two), so a config built in code is the pipeline's unless it says otherwise.
 """
 
 from __future__ import annotations
@@ -127,27 +130,27 @@ class TextConfig(_Section):
     finetune_layers: int = Field(default=0, ge=0)
     # Word-level query-text match features (K-NRM kernel pooling over the encoder's word
     # embeddings) beside the sentence embeddings.
-    word_match: bool = False
+    word_match: bool = True
     # Per query term kernel counts, weighed by a gate on the term's embedding (DRMM term gating):
     # which query word went unmatched, not only how many.
-    term_gating: bool = False
+    term_gating: bool = True
     # With term gating, a learned vector per query word (hashed into this many buckets; 0: none)
     # beside the gate on its frozen embedding: a word's own weight, not only its neighbours'.
-    term_buckets: int = Field(default=0, ge=0)
+    term_buckets: int = Field(default=2048, ge=0)
     # Query words one edit from a word of the catalogue are corrected to it before encoding
     # (see model/spelling.py): a misspelled query otherwise matches no title.
-    spell_correct: bool = False
+    spell_correct: bool = True
 
 
 class ModelConfig(_Section):
-    bottom: BottomName = "shared_bottom"
+    bottom: BottomName = "ple"
     tasks: tuple[TaskName, ...] = ("ctr", "cvr", "relevance")
     embedding_dim: int = Field(default=16, gt=0)
     hash_buckets: int = Field(default=20_000, gt=0)
     # Embed the schema's raw ids (user_id, item_id) into hashed buckets. Off where behaviour
     # follows attributes the model sees: an id embedding then mostly memorises each user's few
     # purchases (the cvr heads overfit from the second epoch; see the README on the default shop).
-    id_embeddings: bool = True
+    id_embeddings: bool = False
     text_dim: int = Field(default=32, gt=0)
     bottom_dims: tuple[int, ...] = (128, 64)
     n_experts: int = Field(default=4, gt=0)
@@ -157,16 +160,16 @@ class ModelConfig(_Section):
     dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
     # Pairwise inner products of the id/categorical field embeddings as extra bottom inputs
     # (IPNN, Qu et al. 2016): user x category taste in one multiplication, not learned by an MLP.
-    field_interactions: bool = False
+    field_interactions: bool = True
     # Id/categorical fields that bypass the bottom and only add a learned bias to the ctr logit
     # (a shallow position-bias tower, Zhao et al. RecSys 2019), e.g. [position]: the towers then
     # learn position-free click and purchase propensities.
-    bias_features: tuple[str, ...] = ()
+    bias_features: tuple[str, ...] = ("position",)
     # Tasks that read the shared representation (embeddings, shared experts) without writing it:
     # their losses train only their own tower, gate and experts. For the sparse cvr, whose
     # clicked-row loss otherwise overfits the shared layers and costs ctr (the seesaw). A task
     # the model does not have is ignored (an ingested source may narrow `tasks`).
-    read_only_tasks: tuple[TaskName, ...] = ()
+    read_only_tasks: tuple[TaskName, ...] = ("cvr",)
     text: TextConfig = TextConfig()
 
     @model_validator(mode="after")
@@ -187,23 +190,24 @@ class ModelConfig(_Section):
 
 class TrainConfig(_Section):
     seed: int = 0
-    epochs: int = Field(default=5, gt=0)
+    epochs: int = Field(default=4, gt=0)
     batch_size: int = Field(default=512, gt=0)
     lr: float = Field(default=2e-3, gt=0.0)
     weight_decay: float = Field(default=1e-4, ge=0.0)
     # "cosine": the learning rate decays from `lr` to 0 over all steps of `epochs`.
-    lr_schedule: Literal["constant", "cosine"] = "constant"
+    lr_schedule: Literal["constant", "cosine"] = "cosine"
     patience: int = Field(default=2, ge=1)
     # How the best epoch is chosen on the validation split: "normalized" sums each weighted term
     # divided by the loss of predicting its training prior (normalized entropy), so every task
     # counts by its relative gain; "loss" sums the raw weighted terms (relevance's MSE dominates).
-    selection: Literal["normalized", "loss"] = "loss"
+    selection: Literal["normalized", "loss"] = "normalized"
     loss_weighting: Literal["static", "uncertainty"] = "static"
     # Static weights of the loss terms: "ctr", "ctcvr" (the ESMM term of cvr), "relevance", and
     # "cvr": with ESMM, a positive weight adds the direct CVR loss on the clicked rows.
     loss_weights: dict[Literal["ctr", "ctcvr", "cvr", "relevance"], float] = {
         "ctr": 1.0,
         "ctcvr": 1.0,
+        "cvr": 5.0,
         "relevance": 1.0,
     }
 

@@ -9,18 +9,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mtlrec.config import EvaluateConfig, GateConfig, ModelConfig, TextConfig, TrainConfig
+from mtlrec.config import EvaluateConfig, GateConfig
 from mtlrec.evaluation import evaluate
 from mtlrec.evaluation.gate import decide
 from mtlrec.training.synthetic import write_synthetic_dataset
 from mtlrec.training.train import run as train
+from tests.plain import plain_model, plain_text, plain_train
 
-MODEL = ModelConfig(
+MODEL = plain_model(
     embedding_dim=8, hash_buckets=64, text_dim=4, bottom_dims=(16,), tower_dims=(8,),
     field_interactions=True, bias_features=("position",),
-    text=TextConfig(encoder="tiny", max_length=16, word_match=True),
+    text=plain_text(encoder="tiny", max_length=16, word_match=True),
 )  # fmt: skip
-TRAIN = TrainConfig(epochs=3, batch_size=32, lr=0.01, selection="normalized")
+TRAIN = plain_train(epochs=3, batch_size=32, lr=0.01, selection="normalized")
 
 
 def write_truth(data_dir: Path, truth_dir: Path) -> Path:

@@ -5,11 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mtlrec.config import TextConfig
 from mtlrec.model import match
 from mtlrec.model.match import KERNELS, n_match_features, word_match, words
+from tests.plain import plain_text
 
-TINY = TextConfig(encoder="tiny", max_length=16)
+TINY = plain_text(encoder="tiny", max_length=16)
 
 
 def test_words_keep_model_numbers_whole() -> None:

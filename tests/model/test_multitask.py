@@ -7,12 +7,13 @@ import pandas as pd
 import pytest
 import torch
 
-from mtlrec.config import ModelConfig, TextConfig
+from mtlrec.config import ModelConfig
 from mtlrec.model.inputs import FeatureSpec, ModelInputs, SchemaFeature, TensorFrame, tensor_frame
 from mtlrec.model.match import KERNELS
 from mtlrec.model.multitask import MultiTaskModel
 from mtlrec.model.text import build_text_table
 from mtlrec.training.synthetic import SCHEMA, synthetic_frame
+from tests.plain import plain_model, plain_text
 
 SCHEMA_FEATURES = [SchemaFeature(f["name"], f["kind"]) for f in SCHEMA]
 
@@ -21,9 +22,9 @@ def tiny_cfg(**overrides: object) -> ModelConfig:
     base = dict(
         embedding_dim=4, hash_buckets=64, text_dim=4, bottom_dims=(8,), n_experts=2,
         n_shared_experts=1, expert_dims=(8,), tower_dims=(4,), dropout=0.0,
-        text=TextConfig(encoder="tiny", max_length=16),
+        text=plain_text(encoder="tiny", max_length=16),
     )  # fmt: skip
-    return ModelConfig(**{**base, **overrides})
+    return plain_model(**{**base, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +87,7 @@ def test_query_interactions_vanish_without_query(spec: FeatureSpec, inputs: Mode
 def test_finetuned_encoder_is_part_of_the_model(
     frame: pd.DataFrame, spec: FeatureSpec, tmp_path: Path
 ) -> None:
-    cfg = tiny_cfg(text=TextConfig(encoder="tiny", max_length=16, finetune_layers=1))
+    cfg = tiny_cfg(text=plain_text(encoder="tiny", max_length=16, finetune_layers=1))
     model = MultiTaskModel(cfg, spec)
     encoded = spec.encode(frame)
     table = build_text_table(encoded.strings, cfg.text, tmp_path, model.text_encoder)
@@ -153,7 +154,7 @@ def test_output_biases_start_at_the_label_priors(spec: FeatureSpec, inputs: Mode
 def test_word_match_features_feed_the_bottom(
     frame: pd.DataFrame, spec: FeatureSpec, tmp_path: Path
 ) -> None:
-    cfg = tiny_cfg(text=TextConfig(encoder="tiny", max_length=16, word_match=True))
+    cfg = tiny_cfg(text=plain_text(encoder="tiny", max_length=16, word_match=True))
     model = MultiTaskModel(cfg, spec)
     assert model.in_dim == MultiTaskModel(tiny_cfg(), spec).in_dim + len(KERNELS)
     rows = torch.arange(8)
@@ -168,7 +169,7 @@ def test_word_match_features_feed_the_bottom(
 def test_term_gating_feeds_the_bottom_and_learns_from_the_terms(
     frame: pd.DataFrame, spec: FeatureSpec, tmp_path: Path
 ) -> None:
-    cfg = tiny_cfg(text=TextConfig(encoder="tiny", max_length=16, term_gating=True))
+    cfg = tiny_cfg(text=plain_text(encoder="tiny", max_length=16, term_gating=True))
     model = MultiTaskModel(cfg, spec)
     assert model.in_dim == MultiTaskModel(tiny_cfg(), spec).in_dim + cfg.text_dim
     rows = torch.arange(len(frame))
@@ -187,7 +188,7 @@ def test_term_gating_feeds_the_bottom_and_learns_from_the_terms(
 def test_term_buckets_add_a_learned_gate_per_word_starting_at_zero(
     frame: pd.DataFrame, spec: FeatureSpec, tmp_path: Path
 ) -> None:
-    text = TextConfig(encoder="tiny", max_length=16, term_gating=True)
+    text = plain_text(encoder="tiny", max_length=16, term_gating=True)
     plain_cfg = tiny_cfg(text=text)
     cfg = tiny_cfg(text=text.model_copy(update={"term_buckets": 32}))
     torch.manual_seed(0)

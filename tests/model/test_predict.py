@@ -7,16 +7,16 @@ import pandas as pd
 import pytest
 import torch
 
-from mtlrec.config import ModelConfig, TextConfig
 from mtlrec.model.inputs import FeatureSpec, SchemaFeature, TensorFrame
 from mtlrec.model.multitask import MultiTaskModel
 from mtlrec.model.predict import LoadedModel, load, predict, predict_frame, save_model
 from mtlrec.model.text import build_text_table
 from mtlrec.training.synthetic import SCHEMA, synthetic_frame
+from tests.plain import plain_model, plain_text
 
-CFG = ModelConfig(
+CFG = plain_model(
     bottom="ple", embedding_dim=4, hash_buckets=32, text_dim=4, n_experts=2, n_shared_experts=1,
-    expert_dims=(8,), tower_dims=(4,), text=TextConfig(encoder="tiny", max_length=16),
+    expert_dims=(8,), tower_dims=(4,), text=plain_text(encoder="tiny", max_length=16),
 )  # fmt: skip
 
 

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from mtlrec.config import TextConfig
 from mtlrec.model import text
 from mtlrec.model.text import (
     TextEmbeddingCache,
@@ -16,8 +15,9 @@ from mtlrec.model.text import (
     embed_texts,
     encoder_id,
 )
+from tests.plain import plain_text
 
-TINY = TextConfig(encoder="tiny", max_length=16, batch_size=4)
+TINY = plain_text(encoder="tiny", max_length=16, batch_size=4)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def test_second_encode_reads_the_cache(
 
 
 def test_cache_is_keyed_by_encoder_id(tmp_path: Path) -> None:
-    other = TextConfig(encoder="tiny", max_length=8)
+    other = plain_text(encoder="tiny", max_length=8)
     assert encoder_id(other) != encoder_id(TINY)
     cache = TextEmbeddingCache(tmp_path, encoder_id(TINY))
     cache.store([cache.key("a")], np.ones((1, 3), np.float32))
@@ -70,7 +70,7 @@ def test_null_and_blank_text_embed_to_zero(tiny_encoder: text.TextEncoder, tmp_p
 
 
 def test_finetune_trains_only_the_top_layers() -> None:
-    encoder = build_text_encoder(TextConfig(encoder="tiny", finetune_layers=1))
+    encoder = build_text_encoder(plain_text(encoder="tiny", finetune_layers=1))
     trainable = {name for name, p in encoder.named_parameters() if p.requires_grad}
     assert trainable and all(name.startswith("bert.encoder.layer.1.") for name in trainable)
     ids, mask = encoder.tokenize(["red mug", "a blue lamp"])
@@ -82,7 +82,7 @@ def test_finetune_trains_only_the_top_layers() -> None:
 
 
 def test_minilm_sentence_embeddings(tmp_path: Path) -> None:
-    cfg = TextConfig(encoder="minilm")
+    cfg = plain_text(encoder="minilm")
     vectors = embed_texts(
         ["red running shoes", "crimson sneakers for jogging", "stainless steel kettle"],
         cfg,

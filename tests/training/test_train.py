@@ -11,25 +11,26 @@ import torch
 from safetensors.torch import load_file
 from sklearn.metrics import roc_auc_score
 
-from mtlrec.config import ModelConfig, TextConfig, TrainConfig
+from mtlrec.config import ModelConfig, TrainConfig
 from mtlrec.model import predict
 from mtlrec.training import train as train_module
 from mtlrec.training.data import load_training_data, read_split
 from mtlrec.training.synthetic import write_synthetic_dataset
 from mtlrec.training.train import run, set_learning_rate
+from tests.plain import plain_model, plain_text, plain_train
 
 
 def tiny_model(**overrides: object) -> ModelConfig:
     base = dict(
         embedding_dim=8, hash_buckets=64, text_dim=4, bottom_dims=(16,), n_experts=2,
         n_shared_experts=1, expert_dims=(8,), tower_dims=(8,), dropout=0.1,
-        text=TextConfig(encoder="tiny", max_length=16),
+        text=plain_text(encoder="tiny", max_length=16),
     )  # fmt: skip
-    return ModelConfig(**{**base, **overrides})
+    return plain_model(**{**base, **overrides})
 
 
 def tiny_train(**overrides: object) -> TrainConfig:
-    return TrainConfig(**{"epochs": 3, "batch_size": 32, "lr": 0.01, **overrides})
+    return plain_train(**{"epochs": 3, "batch_size": 32, "lr": 0.01, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +197,7 @@ def test_single_task_baselines(
 
 
 def test_finetuning_the_tiny_encoder(data_dir: Path, cache_dir: Path, tmp_path: Path) -> None:
-    text = TextConfig(encoder="tiny", max_length=16, finetune_layers=1)
+    text = plain_text(encoder="tiny", max_length=16, finetune_layers=1)
     run(tiny_model(text=text), tiny_train(epochs=1), data_dir, tmp_path, cache_dir)
     assert any(name.startswith("text_encoder.") for name in weights(tmp_path))
     test = pd.read_parquet(data_dir / "test.parquet").head(50)
