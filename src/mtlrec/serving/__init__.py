@@ -1,0 +1,1 @@
+"""The ranking service: retrieval, online features, the production model and the blend."""
