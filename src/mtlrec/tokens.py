@@ -16,3 +16,11 @@ WORD = re.compile(r"[a-z0-9]+(?:[.-][a-z0-9]+)*")
 def words(text: object) -> list[str]:
     """The lowercase words of `text`, in order (none for a null or non-text value)."""
     return WORD.findall(text.lower()) if isinstance(text, str) else []
+
+
+def clean_text(value: object) -> str | None:
+    """A usable text, or None for null, NaN and blank values (they embed to the zero vector)."""
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    return value or None

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mtlrec.model.inputs import FeatureSpec, SchemaFeature, hash_ids, read_schema
+from mtlrec.model.spec import FeatureSpec, SchemaFeature, hash_ids, read_schema
 from mtlrec.training.synthetic import SCHEMA, synthetic_frame
 
 

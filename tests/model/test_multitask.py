@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from mtlrec.config import ModelConfig
-from mtlrec.model.inputs import FeatureSpec, ModelInputs, SchemaFeature, TensorFrame, tensor_frame
+from mtlrec.model.inputs import ModelInputs, TensorFrame, tensor_frame
 from mtlrec.model.match import KERNELS
 from mtlrec.model.multitask import MultiTaskModel
+from mtlrec.model.spec import FeatureSpec, SchemaFeature
 from mtlrec.model.text import build_text_table
 from mtlrec.training.synthetic import SCHEMA, synthetic_frame
 from tests.plain import plain_model, plain_text

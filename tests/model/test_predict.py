@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
-from mtlrec.model.inputs import FeatureSpec, SchemaFeature, TensorFrame
+from mtlrec.model.inputs import TensorFrame
 from mtlrec.model.multitask import MultiTaskModel
 from mtlrec.model.predict import LoadedModel, load, predict, predict_frame, save_model
+from mtlrec.model.spec import FeatureSpec, SchemaFeature
 from mtlrec.model.text import build_text_table
 from mtlrec.training.synthetic import SCHEMA, synthetic_frame
 from tests.plain import plain_model, plain_text

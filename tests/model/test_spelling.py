@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mtlrec.model.inputs import FeatureSpec, SchemaFeature
+from mtlrec.model.spec import FeatureSpec, SchemaFeature
 from mtlrec.model.spelling import SpellingCorrector, edits1, fit_lexicon
 
 TITLES = [

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from mtlrec.model import text
+from mtlrec.model.spec import distinct_texts
 from mtlrec.model.text import (
     TextEmbeddingCache,
-    TextTable,
     build_text_encoder,
     build_text_table,
     embed_texts,
@@ -61,7 +61,7 @@ def test_cache_is_keyed_by_encoder_id(tmp_path: Path) -> None:
 
 
 def test_null_and_blank_text_embed_to_zero(tiny_encoder: text.TextEncoder, tmp_path: Path) -> None:
-    strings, codes = TextTable.distinct([["red mug", None, " "], [float("nan"), "red mug", ""]])
+    strings, codes = distinct_texts([["red mug", None, " "], [float("nan"), "red mug", ""]])
     assert strings == ["", "red mug"]
     assert [list(c) for c in codes] == [[1, 0, 0], [0, 1, 0]]
     table = build_text_table(strings, TINY, tmp_path, tiny_encoder)

@@ -12,7 +12,7 @@ import yaml
 from sklearn.metrics import roc_auc_score
 
 from mtlrec.config import parse_params
-from mtlrec.model import predict
+from mtlrec.model.predict import predict
 from mtlrec.training.distributed import World
 from mtlrec.training.synthetic import write_synthetic_dataset
 from mtlrec.training.train import run

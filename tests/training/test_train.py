@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from sklearn.metrics import roc_auc_score
 
 from mtlrec.config import ModelConfig, TrainConfig
-from mtlrec.model import predict
+from mtlrec.model.predict import predict
 from mtlrec.training import train as train_module
 from mtlrec.training.data import load_training_data, read_split
 from mtlrec.training.synthetic import write_synthetic_dataset

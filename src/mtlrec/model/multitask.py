@@ -23,11 +23,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from mtlrec.config import ModelConfig
-from mtlrec.model.inputs import FeatureSpec, ModelInputs
+from mtlrec.model.inputs import ModelInputs
 from mtlrec.model.match import n_match_features, n_term_features
 from mtlrec.model.mmoe import MMoE
 from mtlrec.model.ple import PLE
 from mtlrec.model.shared_bottom import SharedBottom
+from mtlrec.model.spec import FeatureSpec
 from mtlrec.model.tasks import RELEVANCE_MAX, task_specs
 from mtlrec.model.terms import TermGating
 from mtlrec.model.text import TextEncoder, build_text_encoder, encoder_dim

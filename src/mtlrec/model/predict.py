@@ -15,8 +15,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from mtlrec.config import ModelConfig
-from mtlrec.model.inputs import FeatureSpec, TensorFrame, tensor_frame
+from mtlrec.model.inputs import TensorFrame, tensor_frame
 from mtlrec.model.multitask import MultiTaskModel, TaskOutputs
+from mtlrec.model.spec import FeatureSpec
 from mtlrec.model.text import encoder_id
 
 WEIGHTS_FILE = "model.safetensors"

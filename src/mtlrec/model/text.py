@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mtlrec.config import TextConfig
+from mtlrec.tokens import clean_text
 
 MINILM_DIM = 384
 TINY_HIDDEN = 32
@@ -45,14 +46,6 @@ def encoder_id(cfg: TextConfig) -> str:
 def encoder_dim(cfg: TextConfig) -> int:
     """Width of the sentence embedding, known without loading the encoder."""
     return MINILM_DIM if cfg.encoder == "minilm" else TINY_HIDDEN
-
-
-def clean_text(value: object) -> str | None:
-    """A usable text, or None for null, NaN and blank values (they embed to the zero vector)."""
-    if not isinstance(value, str):
-        return None
-    value = value.strip()
-    return value or None
 
 
 class TextEncoder(nn.Module):
@@ -265,17 +258,6 @@ class TextTable:
     embeddings: torch.Tensor | None = None
     input_ids: torch.Tensor | None = None
     attention_mask: torch.Tensor | None = None
-
-    @staticmethod
-    def distinct(columns: Iterable[Sequence[object]]) -> tuple[list[str], list[np.ndarray]]:
-        """Distinct strings (null first) and each column as row indices into them."""
-        index: dict[str | None, int] = {None: 0}
-        coded = []
-        for values in columns:
-            cleaned = [clean_text(value) for value in values]
-            coded.append(np.array([index.setdefault(v, len(index)) for v in cleaned], np.int64))
-        strings = [""] + [text for text in index if text is not None]
-        return strings, coded
 
 
 def build_text_table(

@@ -10,8 +10,9 @@ import pandas as pd
 import torch
 
 from mtlrec.config import ModelConfig
-from mtlrec.model.inputs import FeatureSpec, ModelInputs, TensorFrame, read_schema, tensor_frame
+from mtlrec.model.inputs import ModelInputs, TensorFrame, tensor_frame
 from mtlrec.model.losses import Targets
+from mtlrec.model.spec import FeatureSpec, read_schema
 from mtlrec.model.tasks import task_specs
 from mtlrec.model.text import TextEncoder
 
