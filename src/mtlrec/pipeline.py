@@ -84,6 +84,11 @@ def run_stage(
 ) -> str:
     """Reproduce one dvc stage only (its upstream ran as earlier DAG tasks). A validation that
     quarantined a batch raises ValidationFailed with the stage's report."""
+    from mtlrec.stages import DVC_STAGES, make_empty_inputs
+
+    declared = {declared.dvc_name: declared for declared in DVC_STAGES}
+    if stage in declared:  # e.g. the feedback zone before any session was logged
+        make_empty_inputs(declared[stage], root)
     try:
         return dvc(root, "repro", "--single-item", *(["--force"] if force else []), stage, env=env)
     except RuntimeError as error:

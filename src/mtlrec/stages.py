@@ -55,6 +55,9 @@ class Arg:
     dvc_value: str | None = None  # what dvc.yaml passes, when not the default
     choices: tuple[str, ...] | None = None
     required: bool = False
+    # A folder the stage accepts empty (a zone nothing has written to yet): made when missing
+    # before the stage runs, since DVC refuses a dependency that does not exist.
+    made: bool = False
 
     @property
     def dest(self) -> str:
@@ -348,7 +351,7 @@ STAGES: tuple[Stage, ...] = (
         _validate,
         (
             _a("--landing", L.landing, "dep", "the landing zone"),
-            _a("--feedback", L.feedback, "dep", "impressions served sessions logged"),
+            _a("--feedback", L.feedback, "dep", "impressions served sessions logged", made=True),
             _a("--out", L.validated, "out", "where passing batches go"),
             _a("--quarantine", L.quarantine, "state", "where failing batches are held"),
             _a("--project", Path("."), "option", "folder holding gx/"),
@@ -618,6 +621,13 @@ STAGES: tuple[Stage, ...] = (
 )
 BY_NAME = {stage.name: stage for stage in STAGES}
 DVC_STAGES = tuple(stage for stage in STAGES if stage.dvc)
+
+
+def make_empty_inputs(stage: Stage, root: Path) -> None:
+    """Make the folders the stage accepts empty (`Arg.made`) that do not exist yet."""
+    for arg in stage.args:
+        if arg.made:
+            (root / arg.value).mkdir(parents=True, exist_ok=True)
 
 
 # --- The CLI -------------------------------------------------------------------------------
