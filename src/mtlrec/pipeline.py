@@ -16,15 +16,17 @@ import subprocess
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from mtlrec.config import ConfigError, load_params
 from mtlrec.layout import Layout
+
+if TYPE_CHECKING:
+    from mtlrec.evaluation.decision import Decision
 
 VALIDATE_STAGE = "validate"
 VALIDATION_FAILED = "validation failed:"  # how `mtlrec validate` begins its report of a failure
@@ -154,35 +156,31 @@ def experiment_name(run_id: str) -> str:
     return name
 
 
-@dataclass(frozen=True)
-class GateResult:
-    promoted: bool
-    version: str | None
-    reasons: list[str]
-
-    def __str__(self) -> str:
-        verdict = f"promoted {self.version}" if self.promoted else "kept the champion"
-        return f"gate: {verdict} ({'; '.join(self.reasons)})"
-
-
 GATE_STAGE = "promote"  # the dvc stage that gates, registers and moves the production alias
 
 
-def gate(root: Path, run_id: str) -> GateResult:
+def gate(root: Path, run_id: str) -> Decision:
     """Run the champion/challenger gate (the `promote` dvc stage): it registers the challenger
     and moves the production alias only if the gate passes. Forced, so every run gets its own
     decision even when the challenger did not change. A retry after a crash finishes the same
     promotion: the registry reuses the version the first try registered."""
+    from mtlrec.evaluation.decision import Decision
     from mtlrec.registry import Registry
 
     layout = Layout(root)
     registry = Registry(layout.registry)
     already = registry.version_of_run(run_id)
     if already is not None and already == registry.production():
-        return GateResult(True, already, [f"{already} was already promoted by run {run_id}"])
+        reason = f"{already} was already promoted by run {run_id}"
+        return Decision(True, [reason], version=already, champion_before=already)
     run_stage(root, GATE_STAGE, force=True, env={RUN_ID_ENV: run_id})
     report = json.loads(layout.gate_report.read_text())
-    return GateResult(bool(report["promoted"]), report["version"], list(report["reasons"]))
+    return Decision(
+        bool(report["promoted"]),
+        list(report["reasons"]),
+        version=report["version"],
+        champion_before=report.get("champion_before"),
+    )
 
 
 def production(root: Path) -> dict[str, Any] | None:

@@ -11,7 +11,7 @@ import pytest
 
 from mtlrec.config import EvaluateConfig, GateConfig
 from mtlrec.evaluation import evaluate
-from mtlrec.evaluation.gate import decide
+from mtlrec.evaluation.decision import decide
 from mtlrec.training.synthetic import write_synthetic_dataset
 from mtlrec.training.train import run as train
 from tests.plain import plain_model, plain_text, plain_train
@@ -102,6 +102,6 @@ def test_gate_refuses_a_deliberately_worse_challenger(
     )
     assert challenger["ctcvr"]["auc"] < champion["ctcvr"]["auc"]
     decision = decide(GateConfig(), challenger, champion)
-    assert not decision.promote
+    assert not decision.promoted
     assert any("does not beat" in reason for reason in decision.reasons)
-    assert decide(GateConfig(), champion, challenger).promote  # and the other way round
+    assert decide(GateConfig(), champion, challenger).promoted  # and the other way round

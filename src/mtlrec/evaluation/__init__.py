@@ -1,1 +1,1 @@
-"""Evaluation: metrics per task, oracle ceilings from the ground truth, the champion gate."""
+"""Evaluation: metrics per task, oracle ceilings from the ground truth, the champion/challenger decision."""

@@ -11,31 +11,17 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from mtlrec.config import EvaluateConfig, GateConfig
 from mtlrec.errors import UserError
+from mtlrec.evaluation.decision import Decision, decide
 from mtlrec.evaluation.evaluate import evaluate_model
-from mtlrec.evaluation.gate import GateDecision, Metrics, decide
+from mtlrec.evaluation.metrics import Metrics
 from mtlrec.registry import Registry, RegistryError, data_hashes
 
 RUN_ID_ENV = "MTLREC_RUN_ID"  # set by the Airflow DAG: the run that made the model
-
-
-@dataclass(frozen=True)
-class PromoteOutcome:
-    promoted: bool
-    version: str | None
-    champion_before: str | None
-    reasons: list[str]
-    challenger: Metrics
-    champion: Metrics | None
-
-    def __str__(self) -> str:
-        verdict = f"promoted {self.version}" if self.promoted else "kept the champion"
-        before = self.champion_before or "none"
-        return f"gate: {verdict} (champion before: {before}; {'; '.join(self.reasons)})"
 
 
 @dataclass(frozen=True)
@@ -51,7 +37,7 @@ class PromotePaths:
     online: Path | None = None  # the online test's report (metrics/online_test.json)
 
 
-def run(gate: GateConfig, evaluation: EvaluateConfig, paths: PromotePaths) -> PromoteOutcome:
+def run(gate: GateConfig, evaluation: EvaluateConfig, paths: PromotePaths) -> Decision:
     challenger: Metrics = json.loads(paths.challenger_metrics.read_text())
     registry = Registry(paths.registry)
     champion_version = registry.production()
@@ -62,19 +48,21 @@ def run(gate: GateConfig, evaluation: EvaluateConfig, paths: PromotePaths) -> Pr
     champion, decision = _judge(gate, evaluation, paths, registry, champion_version, challenger)
     decision = _online(gate, decision, paths.online, champion_version)
     version = None
-    if decision.promote:
+    if decision.promoted:
         reason = "; ".join(decision.reasons)
         version = registry.promote(paths.challenger, _metadata(challenger, paths), reason)
-    outcome = PromoteOutcome(
-        decision.promote, version, champion_version, decision.reasons, challenger, champion
-    )
-    return _report(outcome, paths.out)
+    decision = replace(decision, version=version, champion_before=champion_version)
+    return _report(decision, challenger, champion, paths.out)
 
 
-def _report(outcome: PromoteOutcome, out: Path) -> PromoteOutcome:
+def _report(
+    decision: Decision, challenger: Metrics, champion: Metrics | None, out: Path
+) -> Decision:
+    """metrics/gate.json: the decision and the two sets of metrics it compared."""
+    report = {**asdict(decision), "challenger": challenger, "champion": champion}
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(asdict(outcome), indent=2, sort_keys=True) + "\n")
-    return outcome
+    out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    return decision
 
 
 def _judge(
@@ -84,7 +72,7 @@ def _judge(
     registry: Registry,
     champion_version: str | None,
     challenger: Metrics,
-) -> tuple[Metrics | None, GateDecision]:
+) -> tuple[Metrics | None, Decision]:
     if champion_version is None:
         return None, decide(gate, challenger, None)
     problems = registry.problems(champion_version)
@@ -98,13 +86,13 @@ def _judge(
         # A champion that cannot read today's features cannot be compared: stay safe.
         reason = f"champion {champion_version} cannot score this test set: {error}"
         promote = gate.force_promote
-        return None, GateDecision(promote, [reason] + (["force_promote is set"] if promote else []))
+        return None, Decision(promote, [reason] + (["force_promote is set"] if promote else []))
     return champion, decide(gate, challenger, champion)
 
 
 def _online(
-    gate: GateConfig, decision: GateDecision, report_file: Path | None, champion: str | None
-) -> GateDecision:
+    gate: GateConfig, decision: Decision, report_file: Path | None, champion: str | None
+) -> Decision:
     """The online test's say: with `gate.online_test: required`, a challenger significantly
     worse than the champion online is not promoted, whatever its offline metrics."""
     if gate.online_test == "off" or report_file is None:  # None: a caller with no online test
@@ -121,20 +109,20 @@ def _online(
         passed = False  # the champion moved since the test: its result is not this decision's
         reason = f"online test ran against {report.get('champion')}, production is {champion}"
     if gate.online_test == "report" or passed:
-        return GateDecision(decision.promote, [*decision.reasons, reason])
+        return Decision(decision.promoted, [*decision.reasons, reason])
     if gate.force_promote:
-        return GateDecision(True, [*decision.reasons, reason, "force_promote is set"])
-    return GateDecision(False, [*decision.reasons, reason])
+        return Decision(True, [*decision.reasons, reason, "force_promote is set"])
+    return Decision(False, [*decision.reasons, reason])
 
 
 def _broken_champion(
     gate: GateConfig, registry: Registry, version: str, problems: list[str]
-) -> GateDecision:
+) -> Decision:
     """A damaged champion cannot be compared, and keeping it silently would block every later
     promotion: replace it only when forced, else fail and say what to do."""
     reason = f"champion {version} is broken: {'; '.join(problems)}"
     if gate.force_promote:
-        return GateDecision(True, [reason, "force_promote is set"])
+        return Decision(True, [reason, "force_promote is set"])
     healthy = [v for v in registry.healthy() if v != version]
     fix = f"`mtlrec rollback --to {healthy[-1]}`" if healthy else "no healthy version to roll to"
     raise RegistryError(f"{reason}. Repair: {fix}, or set gate.force_promote: true to replace it")

@@ -1,8 +1,10 @@
-"""The champion/challenger gate: promote only a challenger that beats the champion.
+"""The champion/challenger decision: promote only a challenger that beats the champion.
 
 The challenger must beat the champion's primary metric (by more than `min_improvement`) and no
 watched metric may regress by more than `max_regression`. With no champion yet, the first
-model is promoted. `force_promote` overrides a refusal and says so.
+model is promoted. `force_promote` overrides a refusal and says so. `Decision` is the one
+result of it: `decide` gives the verdict and its reasons, the promote stage adds the version it
+registered, and the Airflow DAG reads it back from `metrics/gate.json`.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ from mtlrec.evaluation.metrics import Metrics
 
 
 @dataclass(frozen=True)
-class GateDecision:
-    promote: bool
+class Decision:
+    promoted: bool
     reasons: list[str] = field(default_factory=list)
+    version: str | None = None  # the version registered and made production (when promoted)
+    champion_before: str | None = None  # production when the decision was taken
 
     def __str__(self) -> str:
-        verdict = "promote" if self.promote else "keep the champion"
-        return f"gate: {verdict} ({'; '.join(self.reasons)})"
+        verdict = f"promoted {self.version or ''}".strip() if self.promoted else "kept the champion"
+        before = f"champion before: {self.champion_before or 'none'}; "
+        return f"gate: {verdict} ({before}{'; '.join(self.reasons)})"
 
 
 def metric(report: Metrics, name: str) -> float | None:
@@ -28,15 +33,15 @@ def metric(report: Metrics, name: str) -> float | None:
     return report.get(task, {}).get(key)
 
 
-def decide(config: GateConfig, challenger: Metrics, champion: Metrics | None) -> GateDecision:
+def decide(config: GateConfig, challenger: Metrics, champion: Metrics | None) -> Decision:
     if champion is None:
-        return GateDecision(True, ["no champion yet"])
+        return Decision(True, ["no champion yet"])
     reasons = []
     passed = _beats_primary(config, challenger, champion, reasons)
     passed = _no_regression(config, challenger, champion, reasons) and passed
     if not passed and config.force_promote:
-        return GateDecision(True, [*reasons, "force_promote is set"])
-    return GateDecision(passed, reasons)
+        return Decision(True, [*reasons, "force_promote is set"])
+    return Decision(passed, reasons)
 
 
 def _beats_primary(
