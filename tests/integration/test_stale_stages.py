@@ -1,8 +1,8 @@
 """What a stage reads is a dependency: change it, and `dvc status` lists that stage.
 
-The tiny pipeline is reproduced up to `materialize` and `build_dataset` once; each test changes one thing a stage
-reads in a copy of it (a param, a module of the package, the values of a table another team
-publishes behind a feature view) and asks `dvc status` which stages are stale.
+The tiny pipeline is reproduced up to `materialize` and `build_dataset` once; each test changes
+one thing a stage reads in a copy of it (a param, a module of the package, the values of a table
+another team publishes behind a feature view) and asks `dvc status` which stages are stale.
 """
 
 from __future__ import annotations

@@ -1,1 +1,2 @@
-"""Evaluation: metrics per task, oracle ceilings from the ground truth, the champion/challenger decision."""
+"""Evaluation: metrics per task, oracle ceilings from the ground truth, and the
+champion/challenger decision."""

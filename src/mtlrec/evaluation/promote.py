@@ -105,7 +105,7 @@ def _online(
     verdict = report["verdict"]
     expected = f"champion {champion}" if champion else "no champion yet: popularity ranker"
     passed, reason = verdict["passed"], f"online: {verdict['reason']}"
-    if report.get("applicable") and not str(report.get("champion", "")).startswith(expected):
+    if report.get("applicable") and report.get("champion") != expected:
         passed = False  # the champion moved since the test: its result is not this decision's
         reason = f"online test ran against {report.get('champion')}, production is {champion}"
     if gate.online_test == "report" or passed:

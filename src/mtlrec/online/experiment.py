@@ -12,8 +12,10 @@ serving retrieval, and each arm ranks them with the serving ranking function in 
   interval, scipy).
 
 With no champion yet, the challenger is tested against a popularity ranker (the feed's most
-clicked items first), so the first model is checked against something too. Seeds are fixed:
-the same models and store give the same report. The gate reads `verdict` (see `judge`).
+clicked items first), so the first model is checked against something too; so it is when the
+champion is broken or cannot rank (trained on features the store no longer serves), and the
+report says so (the gate then refuses unless forced: production itself was not tested). Seeds
+are fixed: the same models and store give the same report. The gate reads `verdict` (see `judge`).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from mtlrec.config import GateConfig, OnlineTestConfig, ServeConfig, SimulateCon
 from mtlrec.errors import UserError
 from mtlrec.online.interleaving import preferences, team_draft
 from mtlrec.online.sessions import Sessions, draw_sessions, ndcg, play
-from mtlrec.serving.ranker import Ranker, Request
+from mtlrec.serving.ranker import ModelRefused, Ranker, Request
 from mtlrec.serving.retrieval import Retriever
 
 AB_METRICS = ("ctr_at_k", "purchases_per_1000", "revenue_per_1000", "ndcg_at_10")
@@ -114,9 +116,14 @@ def _arms(paths: OnlinePaths, serve: ServeConfig) -> Arms:
         return Arms(PopularityRanker(retriever), challenger, "no champion yet: popularity ranker")
     problems = registry.problems(version)
     if problems:
-        note = f"champion {version} is broken ({'; '.join(problems)}): popularity ranker"
-        return Arms(PopularityRanker(retriever), challenger, note)
-    return Arms(Ranker.load(registry, version, *args), challenger, f"champion {version}")
+        note = f"no usable champion: {version} is broken ({'; '.join(problems)})"
+        return Arms(PopularityRanker(retriever), challenger, f"{note}: popularity ranker")
+    try:
+        champion = Ranker.load(registry, version, *args)
+    except ModelRefused as error:  # e.g. trained on features the store no longer serves
+        note = f"no usable champion: {error}"  # the gate then says production was not tested
+        return Arms(PopularityRanker(retriever), challenger, f"{note}: popularity ranker")
+    return Arms(champion, challenger, f"champion {version}")
 
 
 def measure(
