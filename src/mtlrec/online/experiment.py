@@ -276,15 +276,17 @@ def _pass(reason: str) -> dict[str, Any]:
 def _write(report: dict[str, Any], paths: OnlinePaths) -> dict[str, Any]:
     paths.out.parent.mkdir(parents=True, exist_ok=True)
     paths.out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    if paths.plots is not None and report.get("applicable"):
-        rows = [
-            {"metric": metric, "arm": arm, "value": value[arm]}
-            for metric, value in report["ab"].items()
-            for arm in ("champion", "challenger")
-        ]
-        share = report["interleaving"]["share"]
-        if share is not None:
-            rows += [{"metric": "interleaving_share", "arm": "challenger", "value": share}]
+    if paths.plots is not None:  # a stage output: written (empty) when no test ran
+        rows = []
+        if report.get("applicable"):
+            rows = [
+                {"metric": metric, "arm": arm, "value": value[arm]}
+                for metric, value in report["ab"].items()
+                for arm in ("champion", "challenger")
+            ]
+            share = report["interleaving"]["share"]
+            if share is not None:
+                rows += [{"metric": "interleaving_share", "arm": "challenger", "value": share}]
         paths.plots.parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(rows).to_csv(paths.plots, index=False)
+        pd.DataFrame(rows, columns=["metric", "arm", "value"]).to_csv(paths.plots, index=False)
     return report
