@@ -101,7 +101,9 @@ def _batch(path: Path, content: bytes = b"parquet") -> Path:
 def test_pending_batches_are_the_unfiled_ones(tmp_path: Path) -> None:
     landing = tmp_path / "data" / "landing"
     filed = _batch(landing / "users" / "2026-01-01.parquet")
-    shutil.copy2(filed, _batch(tmp_path / "data" / "validated" / "users" / filed.name))
+    copy = _batch(tmp_path / "data" / "validated" / "users" / filed.name)
+    shutil.copy2(filed, copy)
+    os.utime(copy, (2_000_000, 2_000_000))  # DVC restores a cached output with a new mtime
     rejected = _batch(landing / "impressions" / "2026-01-01.parquet")
     verdict = _batch(
         tmp_path / "data" / "quarantine" / "impressions" / "2026-01-01" / "result.json"

@@ -15,8 +15,8 @@ file name, so no file name can reach outside its own record.
 
 from __future__ import annotations
 
+import filecmp
 import json
-import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -75,24 +75,21 @@ def file_batch(verdict: Verdict, frame: pd.DataFrame, validated: Path, quarantin
 
 
 def pending(landing: Path, validated: Path, quarantine: Path) -> list[str]:
-    """Landing batches not yet filed: no identical validated copy (filing copies with copy2,
-    keeping mtime and size) and no quarantine verdict newer than the file."""
+    """Landing batches not yet filed: no identical validated copy and no quarantine verdict
+    newer than the file. Identical by content, not by mtime: DVC restores a validated batch
+    from its cache (`dvc repro` of an unchanged stage) with a new mtime."""
     found = []
     for batch in sorted(landing.glob("*/*.parquet")):
         table, stat = batch.parent.name, batch.stat()
         batch_id = safe_batch_id(batch.stem)
         accepted = validated / table / f"{batch_id}.parquet"
-        if accepted.is_file() and _same_file(accepted.stat(), stat):
+        if accepted.is_file() and filecmp.cmp(accepted, batch, shallow=False):
             continue
         verdict = quarantine / table / batch_id / RESULT_FILE
         if verdict.is_file() and verdict.stat().st_mtime >= stat.st_mtime:
             continue
         found.append(f"{table}/{batch.name}")
     return found
-
-
-def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
-    return a.st_size == b.st_size and int(a.st_mtime) == int(b.st_mtime)
 
 
 def kept_name(verdict: Verdict) -> str:
