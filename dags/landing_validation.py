@@ -44,16 +44,9 @@ def landing_validation() -> None:
 
     @task(outlets=[VALIDATED_DATA])
     def validate(batches: list[str], outlet_events=None) -> str:
-        from airflow.sdk.exceptions import AirflowFailException
-
         from mtlrec import pipeline
-        from mtlrec.validation.gate import ValidationFailed
 
-        try:
-            result = pipeline.validate(PROJECT)  # the validate stage, as mtl_retraining runs it
-        except ValidationFailed as error:  # quarantined data needs a person, not a retry
-            log.error("%s", error)
-            raise AirflowFailException(str(error)) from None
+        result = pipeline.stage_task(PROJECT, pipeline.VALIDATE_STAGE)  # as mtl_retraining runs it
         log.info("%s", result)
         outlet_events[VALIDATED_DATA].extra = {"batches": batches}
         return result

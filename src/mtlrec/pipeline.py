@@ -10,6 +10,7 @@ outside DVC: it loads a window of time, which no stage of dvc.yaml does.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import subprocess
@@ -32,10 +33,20 @@ VALIDATE_STAGE = "validate"
 VALIDATION_FAILED = "validation failed:"  # how `mtlrec validate` begins its report of a failure
 
 
-def validate(root: Path) -> str:
-    """The validate stage of dvc.yaml; ValidationFailed (with the report) when a batch was
-    quarantined."""
-    return run_stage(root, VALIDATE_STAGE)
+def stage_task(root: Path, stage: str, force: bool = False) -> str:
+    """What a DAG task runs for a stage of dvc.yaml, in every DAG (`validate` in both
+    `mtl_retraining` and `landing_validation`): `run_stage`, whose output it returns; a batch
+    that failed validation fails the task at once, without a retry (quarantined data needs a
+    person), with the validation report as its message."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from mtlrec.validation.gate import ValidationFailed
+
+    try:
+        return run_stage(root, stage, force=force)
+    except ValidationFailed as error:
+        logging.getLogger(__name__).error("%s", error)  # the report, in the task's log
+        raise AirflowFailException(str(error)) from None
 
 
 def materialize(root: Path, end: datetime, start: datetime | None) -> str:
