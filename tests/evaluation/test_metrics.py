@@ -39,3 +39,10 @@ def test_ndcg_per_query_mean() -> None:
     worst = metrics.mean_ndcg(grades, np.array([0.0, 1.0, 0.0, 1.0]), queries, k=10)
     assert perfect == pytest.approx(1.0)
     assert worst < 0.7
+
+
+def test_ndcg_of_a_perfect_ranking_with_tied_averaged_grades_is_at_most_one() -> None:
+    """sklearn's ndcg_score gives 1.0000000000000002 for these grades ranked perfectly."""
+    grades = np.array([8, 3, 8, 5, 8, 3]) / 3  # averaged rater grades, ties included
+    queries = np.zeros(len(grades), dtype=int)
+    assert metrics.mean_ndcg(grades, grades, queries, k=10) == 1.0
