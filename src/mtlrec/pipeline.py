@@ -2,9 +2,9 @@
 
 Every stage of dvc.yaml runs as `dvc repro --single-item <stage>` (`run_stage`), so each DAG
 run is recorded in dvc.lock exactly as `dvc repro` would record it, and the finished run is
-saved as a DVC experiment named after the DAG run (`record_run`). Both DAGs that validate
-(`mtl_retraining`, `landing_validation`) call `validate`. Only the hourly materialization runs
-outside DVC: it loads a window of time, which no stage of dvc.yaml does.
+saved as a DVC experiment named after the DAG run (`record_run`). Every DAG task of a stage
+calls `stage_task` (so `validate` is one task body in both DAGs that validate). Only the hourly
+materialization runs outside DVC: it loads a window of time, which no stage of dvc.yaml does.
 """
 
 from __future__ import annotations
