@@ -3,7 +3,8 @@
 `set_params` -> one task per stage of dvc.yaml after `land`, in the data's order (`validate`,
 `featurize`, `feast_apply`, `materialize`, `index`, `build_dataset`, `train`, `evaluate`,
 `baselines`, `online_test`) -> `gate` (the `promote` stage) -> `promoted` or `champion_kept` ->
-`summary`.
+`summary` (the `report` stage, then the run saved as a DVC experiment; its log shows the
+per-task metrics table of reports/metrics.md).
 
 * Every stage runs as `dvc repro --single-item <stage>`: dvc.lock records exactly what ran (the
   command of dvc.yaml, its inputs' hashes), a stage whose inputs did not change is skipped in
@@ -176,14 +177,17 @@ def mtl_retraining() -> None:
 
     @task(trigger_rule="none_failed_min_one_success")
     def summary(run_id: str | None = None) -> dict:
-        """Save the run as a DVC experiment (params, data hashes, metrics) and report it."""
+        """Write reports/metrics.md (the `report` stage), save the run as a DVC experiment
+        (params, data hashes, metrics) and report it."""
         import json
 
         from mtlrec import pipeline
 
-        stages = [*STAGES, pipeline.GATE_STAGE]
+        pipeline.stage_task(PROJECT, pipeline.REPORT_STAGE)  # reports/metrics.md
+        stages = [*STAGES, pipeline.GATE_STAGE, pipeline.REPORT_STAGE]
         name = pipeline.record_run(PROJECT, str(run_id), stages)
         report = pipeline.summarize(PROJECT, str(run_id), name)
+        log.info("metrics (reports/metrics.md):\n%s", report.pop("table"))
         log.info("run summary:\n%s", json.dumps(report, indent=2, default=str))
         served = report["serving"]
         log.info(

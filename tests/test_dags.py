@@ -91,11 +91,11 @@ def test_retraining_runs_the_pipeline_in_the_data_order(dagbag: dict) -> None:
 
 def test_retraining_runs_every_dvc_stage_after_landing(dagbag: dict) -> None:
     """The DAG and dvc.yaml cannot drift: one task per stage after `land`, in dvc.yaml's order,
-    then the gate (the `promote` stage)."""
+    then the gate (the `promote` stage), and the report in the summary task."""
     tasks = dagbag["dags"]["mtl_retraining"]["tasks"]
     dvc_tasks = tasks[tasks.index("set_params") + 1 : tasks.index("gate")]
     stages = list(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"])
-    assert ["land", *dvc_tasks, pipeline.GATE_STAGE] == stages
+    assert ["land", *dvc_tasks, pipeline.GATE_STAGE, pipeline.REPORT_STAGE] == stages
 
 
 def test_every_retraining_task_retries_and_feast_backs_off(dagbag: dict) -> None:

@@ -113,6 +113,14 @@ class Layout:
         return self.root / "metrics" / "comparison.json"
 
     @property
+    def champion_metrics(self) -> Path:
+        return self.root / "metrics" / "champion.json"
+
+    @property
+    def metrics_report(self) -> Path:
+        return self.root / "reports" / "metrics.md"
+
+    @property
     def plots(self) -> Path:
         return self.root / "plots"
 

@@ -168,6 +168,7 @@ def experiment_name(run_id: str) -> str:
 
 
 GATE_STAGE = "promote"  # the dvc stage that gates, registers and moves the production alias
+REPORT_STAGE = "report"  # the last dvc stage: reports/metrics.md from the run's metric files
 
 
 def gate(root: Path, run_id: str) -> Decision:
@@ -222,9 +223,20 @@ def summarize(root: Path, run_id: str, experiment: str) -> dict[str, Any]:
         "online_test": online_result(root),
         "metrics": {
             task: {name: value for name, value in values.items() if not name.startswith("oracle_")}
-            for task, values in report["challenger"].items()
+            for task, values in json.loads(layout.challenger_metrics.read_text()).items()
         },
+        "table": _headline(layout.metrics_report),
     }
+
+
+def _headline(report: Path) -> str | None:
+    """The one-row-per-task table of reports/metrics.md and the gate's line."""
+    from mtlrec.evaluation.report import EVERY_METRIC
+
+    if not report.is_file():
+        return None
+    text = report.read_text().split(EVERY_METRIC)[0]
+    return text[text.index("|") :].strip() if "|" in text else None
 
 
 def online_result(root: Path) -> dict[str, Any] | None:

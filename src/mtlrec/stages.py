@@ -261,8 +261,16 @@ def _promote(args: argparse.Namespace, params: Params) -> object:
         dvc_lock=args.lock,
         out=args.out,
         online=args.online,
+        champion_metrics=args.champion_metrics,
     )
     return promote.run(params.gate, params.evaluate, paths)
+
+
+def _report(args: argparse.Namespace, params: Params) -> object:
+    from mtlrec.evaluation import report
+
+    paths = report.ReportPaths(args.comparison, args.gate, args.champion, args.out)
+    return report.run(paths)
 
 
 def _serve(args: argparse.Namespace, params: Params) -> object:
@@ -524,9 +532,28 @@ STAGES: tuple[Stage, ...] = (
             _a("--lock", L.dvc_lock, "state", "dvc.lock (data hashes for the model card)"),
             _a("--out", L.gate_report, "metric", "the decision and its reasons"),
             _a("--online", L.online_metrics, "dep", "the online test's report"),
+            _a(
+                "--champion-metrics",
+                L.champion_metrics,
+                "out",
+                "the champion's metrics on the same test rows",
+            ),
         ),
         code=("mtlrec.evaluation.promote",),
         params=("gate", "evaluate"),
+    ),
+    Stage(
+        "report",
+        "The run's metrics a person reads: one row per task, multi vs single vs oracle vs "
+        "champion, and the gate's verdict (reports/metrics.md).",
+        _report,
+        (
+            _a("--comparison", L.comparison_metrics, "dep", "multi vs single vs oracle"),
+            _a("--gate", L.gate_report, "dep", "the gate's decision"),
+            _a("--champion", L.champion_metrics, "dep", "the champion's metrics"),
+            _a("--out", L.metrics_report, "uncached", "the Markdown report"),
+        ),
+        code=("mtlrec.evaluation.report",),
     ),
     # Commands that are no stage of dvc.yaml.
     Stage(

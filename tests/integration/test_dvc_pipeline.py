@@ -43,6 +43,27 @@ def test_repro_writes_metrics_with_oracle_beside_each(reproduced: Path) -> None:
     assert (reproduced / "reports" / "data_docs" / "index.html").is_file()
 
 
+def test_repro_ends_with_the_per_task_table_of_the_metric_files(reproduced: Path) -> None:
+    """reports/metrics.md (the `report` stage) shows the challenger's and the baselines'
+    numbers as the metric files hold them, one row per task."""
+    text = (reproduced / "reports" / "metrics.md").read_text()
+    comparison = json.loads((reproduced / "metrics" / "comparison.json").read_text())
+    gate = json.loads((reproduced / "metrics" / "gate.json").read_text())
+    assert gate["metrics"] == {
+        "challenger": "metrics/challenger.json",
+        "champion": "metrics/champion.json",
+    }
+    assert "challenger" not in gate and "champion" not in gate  # referred to, not copied
+    headline = text.split("## Every metric")[0]
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in headline.splitlines()]
+    rows = {(row[0], row[1]): row[2:5] for row in cells if len(row) == 7}
+    for task, metric in (("ctr", "auc"), ("cvr", "auc"), ("ctcvr", "auc")):
+        row = comparison[task][metric]
+        expected = [f"{row[k]:.4f}" for k in ("multi_task", "single_task", "oracle")]
+        assert rows[(task, metric)] == expected, (task, row)
+    assert "**Promoted** as v1" in headline
+
+
 def test_second_repro_changes_nothing_within_seconds(reproduced: Path) -> None:
     lock_before = (reproduced / "dvc.lock").read_text()
     started = time.monotonic()

@@ -35,6 +35,7 @@ class PromotePaths:
     dvc_lock: Path
     out: Path
     online: Path | None = None  # the online test's report (metrics/online_test.json)
+    champion_metrics: Path | None = None  # the champion's metrics on the same test rows
 
 
 def run(gate: GateConfig, evaluation: EvaluateConfig, paths: PromotePaths) -> Decision:
@@ -52,16 +53,22 @@ def run(gate: GateConfig, evaluation: EvaluateConfig, paths: PromotePaths) -> De
         reason = "; ".join(decision.reasons)
         version = registry.promote(paths.challenger, _metadata(challenger, paths), reason)
     decision = replace(decision, version=version, champion_before=champion_version)
-    return _report(decision, challenger, champion, paths.out)
+    return _report(decision, champion, paths)
 
 
-def _report(
-    decision: Decision, challenger: Metrics, champion: Metrics | None, out: Path
-) -> Decision:
-    """metrics/gate.json: the decision and the two sets of metrics it compared."""
-    report = {**asdict(decision), "challenger": challenger, "champion": champion}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+def _report(decision: Decision, champion: Metrics | None, paths: PromotePaths) -> Decision:
+    """metrics/gate.json: the decision, and where the two sets of metrics it compared are
+    (the champion's, scored on the challenger's test rows, written beside it; `{}` when there
+    was none to score). The metrics are referred to, not copied: one place for each number."""
+    files = {"challenger": str(paths.challenger_metrics), "champion": None}
+    if paths.champion_metrics is not None:
+        paths.champion_metrics.parent.mkdir(parents=True, exist_ok=True)
+        scored = json.dumps(champion or {}, indent=2, sort_keys=True)
+        paths.champion_metrics.write_text(scored + "\n")
+        files["champion"] = str(paths.champion_metrics)
+    report = {**asdict(decision), "metrics": files}
+    paths.out.parent.mkdir(parents=True, exist_ok=True)
+    paths.out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     return decision
 
 
