@@ -13,9 +13,10 @@ per-task metrics table of reports/metrics.md).
 * Triggered from the form (**Trigger**; the fields below), or by the `mtlrec_validated_data`
   asset when `landing_validation` has filed new batches (then with the form's defaults).
 * The form starts from the workspace's `params.yaml`, what `dvc repro` would use now. Its
-  model fields are written back there as `dvc exp run --set-param` would, so the DVC stages
-  see them as params; `summary` saves the run as the DVC experiment named after the run id
-  (`dvc exp show`), and a promoted model version records the run id.
+  model fields are written there for the run, as `dvc exp run --set-param` would, so the DVC
+  stages see them as params; `summary` saves the run as the DVC experiment named after the
+  run id (`dvc exp show`), a promoted model version records the run id, and the teardown
+  `restore_params` puts `params.yaml` back as it was: a form's values are that run's only.
 * `gate` is the `promote` DVC stage: champion re-scored on the same test set, the online
   test's verdict, and the challenger registered and made production in one step only if the
   gate passes. The online test is forced: its champion is production now, which DVC does not
@@ -36,7 +37,9 @@ from pathlib import Path
 
 import pendulum
 import yaml
-from airflow.sdk import Asset, Param, chain, dag, task
+from airflow.sdk import Asset, Param, chain, dag, task, teardown
+
+from mtlrec.layout import Layout
 
 # The project checkout the tasks work in: this file's repo unless the deployment says otherwise.
 PROJECT = Path(os.environ.get("MTLREC_PROJECT_DIR", Path(__file__).resolve().parents[1]))
@@ -56,8 +59,10 @@ TRANSIENT = {
     "retry_exponential_backoff": 2.0,  # 15 s, 30 s, 60 s
     "max_retry_delay": timedelta(minutes=5),
 }
-# The form's defaults: the workspace's params as they are (read at parse time, a small file).
-CURRENT = yaml.safe_load((PROJECT / "params.yaml").read_text())
+# The form's defaults: the workspace's params.yaml as committed, never a run's own values
+# (during a run, the copy kept aside before its form's values were written): the form and the
+# DAG's version do not change with what a run chose. Read at parse time, a small file.
+CURRENT = yaml.safe_load(Layout(PROJECT).form_defaults.read_text())
 PARAMS = {
     "bottom": Param(
         CURRENT["model"]["bottom"],
@@ -72,7 +77,7 @@ PARAMS = {
         type="integer",
         minimum=1,
         title="Epochs",
-        description="train.epochs",
+        description="Passes over the training data (params.yaml: train.epochs).",
         section="Model",
     ),
     "loss_weighting": Param(
@@ -121,7 +126,8 @@ log = logging.getLogger(__name__)
 def mtl_retraining() -> None:
     @task
     def set_params(params: dict | None = None) -> dict:
-        """The form's model fields into params.yaml, where the DVC stages read them."""
+        """The form's model fields into params.yaml, where the DVC stages read them, for this
+        run only (`restore_params` writes the file back)."""
         from airflow.sdk.exceptions import AirflowFailException
 
         from mtlrec import pipeline
@@ -175,6 +181,16 @@ def mtl_retraining() -> None:
         log.info("champion kept: %s", champion or "none (nothing in production yet)")
         return champion["version"] if champion else "none"
 
+    @teardown
+    def restore_params() -> bool:
+        """params.yaml back as committed, whatever became of the run: a form's values are
+        that run's only, never the next run's defaults."""
+        from mtlrec import pipeline
+
+        restored = pipeline.restore_params(PROJECT)
+        log.info("params.yaml %s", "restored as committed" if restored else "was not changed")
+        return restored
+
     @task(trigger_rule="none_failed_min_one_success")
     def summary(run_id: str | None = None) -> dict:
         """Write reports/metrics.md (the `report` stage), save the run as a DVC experiment
@@ -205,8 +221,9 @@ def mtl_retraining() -> None:
         for stage in STAGES
     ]
     outcomes = [promoted(), champion_kept()]
-    chain(set_params(), *stages, gate(), outcomes)
-    outcomes >> summary()
+    written = set_params()
+    chain(written, *stages, gate(), outcomes)
+    outcomes >> summary() >> restore_params().as_teardown(setups=written)
 
 
 mtl_retraining()

@@ -39,6 +39,10 @@ for dag_id, dag in bag.dags.items():
         "retries": {t.task_id: t.retries for t in dag.tasks},
         "backoff": {t.task_id: bool(t.retry_exponential_backoff) for t in dag.tasks},
         "downstream": {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks},
+        "teardowns": {
+            t.task_id: sorted(u.task_id for u in t.upstream_list if u.is_setup)
+            for t in dag.tasks if t.is_teardown
+        },
     }
 print(json.dumps(report, default=str))
 """
@@ -86,6 +90,11 @@ def test_retraining_runs_the_pipeline_in_the_data_order(dagbag: dict) -> None:
     assert [task for task in dag["tasks"] if task in RETRAINING_ORDER] == RETRAINING_ORDER
     assert dag["downstream"]["gate"] == ["champion_kept", "promoted"]
     assert dag["downstream"]["promoted"] == dag["downstream"]["champion_kept"] == ["summary"]
+    # The teardown puts params.yaml back after every run, failed or not.
+    assert (
+        dag["downstream"]["summary"] == ["restore_params"] and dag["tasks"][-1] == "restore_params"
+    )
+    assert dag["teardowns"] == {"restore_params": ["set_params"]}
     assert dag["max_active_runs"] == 1
 
 
@@ -164,7 +173,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
 
 @pytest.fixture(scope="module")
 def first_run(deployment: Deployment) -> dict:
-    return dag_test(deployment.env, "mtl_retraining", {"epochs": 1})
+    # force_promote from the form: a value for this run only (the first run promotes anyway)
+    return dag_test(deployment.env, "mtl_retraining", {"epochs": 1, "force_promote": True})
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +204,7 @@ def test_first_run_is_a_dvc_experiment(deployment: Deployment, first_run: dict) 
     params = saved["params"]["params.yaml"]["data"]
     # epochs came from the form; the bottom, not in the form's values, from the workspace
     workspace = yaml.safe_load((deployment.project / "params.yaml").read_text())
-    assert params["train"]["epochs"] == 1
+    assert params["train"]["epochs"] == 1 and params["gate"]["force_promote"] is True
     assert params["model"]["bottom"] == workspace["model"]["bottom"]
     assert saved["metrics"]["metrics/challenger.json"]["data"]["ctr"]["auc"] is not None
     assert saved["metrics"]["metrics/gate.json"]["data"]["promoted"] is True
@@ -202,6 +212,21 @@ def test_first_run_is_a_dvc_experiment(deployment: Deployment, first_run: dict) 
     assert deps["data/training"]["hash"] and deps["models/challenger"]["hash"]
     lock = yaml.safe_load((deployment.project / "dvc.lock").read_text())["stages"]
     assert {"validate", "featurize", "build_dataset", "train", "evaluate", "promote"} <= set(lock)
+
+
+@pytest.mark.slow
+def test_the_forms_values_were_that_runs_only(
+    deployment: Deployment, first_run: dict, second_run: dict
+) -> None:
+    """The first run's form ticked force_promote: params.yaml is as committed after it (no
+    diff, comments kept), and the next run, with the form's defaults, used the committed value."""
+    diff = subprocess.run(
+        ["git", "diff", "--exit-code", "params.yaml"], cwd=deployment.project, capture_output=True
+    )
+    assert diff.returncode == 0, diff.stdout.decode()
+    assert first_run["tasks"]["restore_params"] == "success"
+    saved = deployment.experiment(second_run["run_id"])
+    assert saved["params"]["params.yaml"]["data"]["gate"]["force_promote"] is False
 
 
 @pytest.mark.slow

@@ -133,6 +133,18 @@ class Layout:
         return self.root / "metrics" / "gate.json"
 
     @property
+    def params_before_run(self) -> Path:
+        """params.yaml as it was before a DAG run wrote its form's values (DVC's tmp folder,
+        out of git): the run's teardown writes it back; the form's defaults read it meanwhile."""
+        return self.root / ".dvc" / "tmp" / "params.before-run.yaml"
+
+    @property
+    def form_defaults(self) -> Path:
+        """Where the DAG's form reads its defaults: params.yaml as committed to the workspace,
+        never a run's own values."""
+        return self.params_before_run if self.params_before_run.is_file() else self.params
+
+    @property
     def dvc_lock(self) -> Path:
         return self.root / "dvc.lock"
 

@@ -131,18 +131,27 @@ RUN_ID_ENV = "MTLREC_RUN_ID"
 
 def set_params(root: Path, values: Mapping[str, Any]) -> dict[str, Any]:
     """Write the run's form values into params.yaml, where the DVC stages read them (what
-    `dvc exp run --set-param` does, through DVC's own YAML editor: comments and layout stay).
-    The result must be valid params; otherwise params.yaml is left as it was and ConfigError
-    names the bad key."""
+    `dvc exp run --set-param` does, through DVC's own YAML editor: comments and layout stay),
+    for this run only: the file as it was is kept aside first and `restore_params` (the DAG's
+    teardown) writes it back byte for byte. The result must be valid params; otherwise
+    params.yaml is left as it was and ConfigError names the bad key."""
     from dvc.utils.serialize import modify_yaml
+
+    from mtlrec.registry import write_atomic
 
     layout = Layout(root)
     overrides = {RUN_PARAMS[name]: value for name, value in values.items() if name in RUN_PARAMS}
     with dvc_lock(root):
+        if layout.params_before_run.is_file():
+            # A retry of this task, or a run whose teardown never ran: start from the file
+            # as committed, not from a run's values.
+            write_atomic(layout.params, layout.params_before_run.read_text())
         before = layout.params.read_text()
         current = yaml.safe_load(before)
         if all(_dig_raw(current, key) == value for key, value in overrides.items()):
             return overrides  # already so: leave the file (and its formatting) untouched
+        layout.params_before_run.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(layout.params_before_run, before)
         try:
             with modify_yaml(layout.params) as data:
                 for dotted, value in overrides.items():
@@ -154,8 +163,23 @@ def set_params(root: Path, values: Mapping[str, Any]) -> dict[str, Any]:
             load_params(layout.params)
         except (ConfigError, KeyError, TypeError) as error:
             layout.params.write_text(before)
+            layout.params_before_run.unlink()
             raise ConfigError(f"run params {dict(values)} rejected: {error}") from None
     return overrides
+
+
+def restore_params(root: Path) -> bool:
+    """params.yaml back as it was before the run's form values (a run's choice is that run's
+    only); True when there was something to restore."""
+    from mtlrec.registry import write_atomic
+
+    layout = Layout(root)
+    with dvc_lock(root):
+        if not layout.params_before_run.is_file():
+            return False
+        write_atomic(layout.params, layout.params_before_run.read_text())
+        layout.params_before_run.unlink()
+    return True
 
 
 def experiment_name(run_id: str) -> str:

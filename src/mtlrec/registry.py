@@ -224,7 +224,7 @@ class Registry:
             **metadata,
             "files": file_checksums(staging),
         }
-        _write_atomic(staging / METADATA_FILE, json.dumps(record, indent=2, default=str) + "\n")
+        write_atomic(staging / METADATA_FILE, json.dumps(record, indent=2, default=str) + "\n")
         _fsync_dir(staging)
         staging.rename(self.root / version)
         _fsync_dir(self.root)
@@ -251,7 +251,7 @@ class Registry:
                 self._append_history(entry)
         entry = {"version": version, "at": _now(), "reason": reason}
         self._append_history(entry)
-        _write_atomic(self.root / ALIAS_FILE, json.dumps(entry, indent=2) + "\n")
+        write_atomic(self.root / ALIAS_FILE, json.dumps(entry, indent=2) + "\n")
 
     def _append_history(self, entry: dict[str, Any]) -> None:
         with (self.root / HISTORY_FILE).open("a") as file:
@@ -320,7 +320,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _write_atomic(target: Path, text: str) -> None:
+def write_atomic(target: Path, text: str) -> None:
     handle, temporary = tempfile.mkstemp(prefix=f".{target.name}-", dir=target.parent)
     with os.fdopen(handle, "w") as file:
         file.write(text)

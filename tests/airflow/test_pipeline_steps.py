@@ -84,12 +84,33 @@ def test_set_params_leaves_an_unchanged_file_alone(params_project: Path) -> None
     assert (params_project / "params.yaml").read_bytes() == before
 
 
+def test_a_runs_values_are_that_runs_only(params_project: Path) -> None:
+    """The form's values are in params.yaml while the run's stages read it; the form's
+    defaults (and so the next run's) stay the file as committed; the teardown restores it
+    byte for byte, also after a retried set_params."""
+    from mtlrec.layout import Layout
+
+    layout = Layout(params_project)
+    committed = layout.params.read_bytes()
+    epochs = yaml.safe_load(committed)["train"]["epochs"]
+    assert layout.form_defaults == layout.params
+    pipeline.set_params(params_project, {"epochs": epochs + 1})
+    assert yaml.safe_load(layout.params.read_text())["train"]["epochs"] == epochs + 1
+    assert layout.form_defaults.read_bytes() == committed
+    pipeline.set_params(params_project, {"epochs": epochs + 2})  # a retry, other values
+    assert layout.form_defaults.read_bytes() == committed
+    assert pipeline.restore_params(params_project) is True
+    assert layout.params.read_bytes() == committed and layout.form_defaults == layout.params
+    assert pipeline.restore_params(params_project) is False  # nothing left to restore
+
+
 @pytest.mark.parametrize("form", [{"bottom": "transformer"}, {"epochs": 0}])
 def test_bad_form_values_fail_and_change_nothing(params_project: Path, form: dict) -> None:
     before = (params_project / "params.yaml").read_bytes()
     with pytest.raises(ConfigError, match="rejected"):
         pipeline.set_params(params_project, form)
     assert (params_project / "params.yaml").read_bytes() == before
+    assert pipeline.restore_params(params_project) is False
 
 
 def _batch(path: Path, content: bytes = b"parquet") -> Path:
