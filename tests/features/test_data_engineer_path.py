@@ -117,6 +117,10 @@ def test_a_new_view_and_service_version_grow_the_model_input(
         "params.yaml",
     }
 
+    # The guide's plan step shows exactly the new view and service (timestamps aside).
+    plan = _run(root, "mtlrec", "feast-plan").strip().splitlines()
+    assert plan == ["+ feature view user_conversion_trial", "+ feature service mtl_trial"]
+
     log = _run(root, "dvc", "repro")
     assert "Stage 'featurize' didn't change, skipping" in log  # no new offline computation
     width_after, features_after = _model_inputs(root)

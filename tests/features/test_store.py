@@ -161,3 +161,26 @@ def test_apply_registers_every_definition(feature_project: Path) -> None:
         "on_demand_feature_views": ["query_item_match"],
         "feature_services": ["mtl_v1", "mtl_v2", "mtl_v3"],
     }
+
+
+PROBE = """
+from feast import FeatureService
+
+from features.user import user_profile
+
+plan_probe = FeatureService(name="plan_probe", features=[user_profile])
+"""
+
+
+def test_plan_shows_only_real_changes(feature_project: Path) -> None:
+    """Re-parsing the repo moves every data source's timestamps: no change for the plan. A
+    new definition is one line, and nothing is applied."""
+    repo = feature_project / "feature_repo"
+    assert store.plan(repo) == "Feast registry: no changes (every definition is as applied)"
+    probe = repo / "plan_probe.py"
+    probe.write_text(PROBE)
+    try:
+        assert store.plan(repo) == "+ feature service plan_probe"
+    finally:
+        probe.unlink()
+    assert "plan_probe" not in store.registry_contents(repo)["feature_services"]

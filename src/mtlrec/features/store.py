@@ -13,6 +13,7 @@ registry of another workspace is set aside before this one applies its repo.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -87,27 +88,30 @@ def _set_aside_foreign_registry(repo: Path) -> None:
         (folder / LOCAL_REGISTRY).replace(folder / f"{LOCAL_REGISTRY}.foreign")
 
 
-def _feast_cli(repo: Path, *args: str) -> str:
-    # `feast apply` imports the repo's modules from its own working directory; running the real
-    # CLI in a child process keeps that chdir and sys.path change out of the caller (an Airflow
-    # worker, a test).
+def _feast(repo: Path, action: str) -> str:
+    """Feast's own plan (and apply) of the repo, in a child process (`feast_repo`): Feast
+    imports the repo's modules from its folder (chdir, sys.path), which stays out of the caller
+    (an Airflow worker, a test). Returns one line per definition that really changes."""
+    from mtlrec.features import feast_repo
+
     repo = repo.resolve()
     (repo.parent / "data" / "feast").mkdir(parents=True, exist_ok=True)
-    command = [str(Path(sys.executable).with_name("feast")), "-c", str(repo)]
-    command += ["-f", str(store_yaml(repo)), *args]
+    command = [sys.executable, "-m", feast_repo.__name__, action, str(repo), str(store_yaml(repo))]
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ})
     if done.returncode != 0:
-        raise RuntimeError(f"`feast {' '.join(args)}` failed:\n{done.stdout}\n{done.stderr}")
-    return done.stdout
+        raise RuntimeError(f"`feast {action}` failed:\n{done.stdout}\n{done.stderr}")
+    logging.getLogger(__name__).debug("feast %s:\n%s", action, done.stderr)
+    return feast_repo.describe(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def apply(repo: Path, summary_file: Path | None = None) -> dict[str, list[str]]:
-    """`feast apply` the repo; return (and optionally write) what the registry now holds."""
+    """`feast apply` the repo; print what really changed; return (and optionally write) what
+    the registry now holds."""
     _set_aside_foreign_registry(repo)
-    output = _feast_cli(repo, "apply")
+    changes = _feast(repo, "apply")
     if profile() == "local":
         (_feast_dir(repo) / WORKSPACE_FILE).write_text(json.dumps(_owner(repo)) + "\n")
-    print(output.strip())
+    print(changes)
     summary = registry_contents(repo)
     if summary_file is not None:
         summary_file.parent.mkdir(parents=True, exist_ok=True)
@@ -116,7 +120,8 @@ def apply(repo: Path, summary_file: Path | None = None) -> dict[str, list[str]]:
 
 
 def plan(repo: Path) -> str:
-    return _feast_cli(repo, "plan")
+    """What `feast apply` would change, one line per definition (timestamps aside)."""
+    return _feast(repo, "plan")
 
 
 def registry_contents(repo: Path) -> dict[str, list[str]]:
