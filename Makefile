@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml constraints.txt
 run: setup
 	dvc repro
 	@echo
-	@sed -n '/^| task/,/^## Every metric/p' reports/metrics.md | sed '$$d'
+	@sed -n '/^| task/,$$p' reports/metrics.md | sed '/^## Every metric/,$$d'
 	@echo
 	@echo "Metrics:       reports/metrics.md (every metric; dvc metrics show)"
 	@echo "Data docs:     reports/data_docs/index.html"
