@@ -18,6 +18,7 @@ Run it after `make run` (a production model, a materialized store and `data/inde
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import re
 import subprocess
@@ -207,6 +208,11 @@ def main() -> None:
     (workspace / "reports").mkdir(exist_ok=True)
     ranked = _bodies(workspace, args.requests, args.candidates, retrieve=False, seed=0)
     retrieved = _bodies(workspace, args.requests, args.candidates, retrieve=True, seed=1)
+    # The client's prepared bodies (hundreds of thousands of objects) out of its own garbage
+    # collections: a full collection over them paused the client for ~10 ms now and then,
+    # which the latencies it measured counted as the server's.
+    gc.collect()
+    gc.freeze()
     rows = []
     for store in args.stores:
         project = f"mtlrec_bench_{uuid.uuid4().hex[:8]}"

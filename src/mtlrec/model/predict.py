@@ -88,7 +88,8 @@ def _output_columns(outputs: TaskOutputs) -> dict[str, torch.Tensor]:
 @torch.no_grad()
 def predict_frame(model: MultiTaskModel, frame: TensorFrame) -> dict[str, torch.Tensor]:
     """Every output column of `model` over an encoded frame, in eval mode, batch by batch."""
-    model.eval()
+    if model.training:  # eval() walks every submodule: a serving request pays for it otherwise
+        model.eval()
     chunks: dict[str, list[torch.Tensor]] = {}
     for start in range(0, len(frame), PREDICT_BATCH):
         rows = torch.arange(start, min(start + PREDICT_BATCH, len(frame)))

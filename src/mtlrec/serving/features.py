@@ -75,9 +75,14 @@ class OnlineFeatures:
         redis = store.config.online_store.type == "redis"
         self._redis = _RedisViews(store, self.provider, self.views) if redis else None
 
-    def read(self, keys: dict[str, Iterable[int]], query: list[str | None]) -> FeatureRows:
+    def read(
+        self,
+        keys: dict[str, Iterable[int]],
+        query: list[str | None],
+        extra: dict[str, Any] | None = None,
+    ) -> FeatureRows:
         """The service's columns for rows given by their join keys (`keys`: join key ->
-        (N,) ids) and request-time query."""
+        (N,) ids) and request-time query; `extra` columns are added to the same frame."""
         columns: dict[str, Any] = {}
         unknown: dict[str, list[int]] = {}
         for join_key in dict.fromkeys(read.join_key for read in self.views):
@@ -91,8 +96,8 @@ class OnlineFeatures:
                 unknown[join_key] = missing
         for odfv, projection in self.on_demand:
             columns.update(self._on_demand(odfv, projection, columns, query))
-        frame = pd.DataFrame({c: columns[c] for c in self.columns}, index=pd.RangeIndex(len(query)))
-        return FeatureRows(frame, unknown)
+        data = {c: columns[c] for c in self.columns} | (extra or {})
+        return FeatureRows(pd.DataFrame(data, index=pd.RangeIndex(len(query))), unknown)
 
     def _values(
         self, join_key: str, views: list[ViewRead], ids: np.ndarray

@@ -204,15 +204,15 @@ class Ranker:
         items = np.concatenate(candidates) if candidates else np.zeros(0, np.int64)
         queries = [r.query if r.scenario == "search" else None for r in requests]
         query = [q for q, size in zip(queries, sizes, strict=True) for _ in range(size)]
-        read = self.features.read({"user_id": users, "item_id": items}, query)
-        frame = read.frame.assign(
-            user_id=users,
-            item_id=items,
-            scenario=np.repeat([r.scenario for r in requests], sizes),
-            position=self.config.position,
-            query=query,
-        )
-        return frame, read.unknown
+        request_columns = {
+            "user_id": users,
+            "item_id": items,
+            "scenario": np.repeat([r.scenario for r in requests], sizes),
+            "position": np.full(len(items), self.config.position),
+            "query": query,
+        }
+        read = self.features.read({"user_id": users, "item_id": items}, query, request_columns)
+        return read.frame, read.unknown
 
     def score(self, frame: pd.DataFrame, clock: _Clock | None = None) -> dict[str, np.ndarray]:
         """Each task's score of every row: the model's outputs, as evaluation computes them."""
