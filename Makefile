@@ -36,9 +36,14 @@ run: setup
 	@echo "Model:         models/challenger/"
 	@echo "Training curve: dvc plots show  ->  dvc_plots/index.html"
 
+# The suite on TEST_WORKERS processes (pytest-xdist), a test file per worker at a time (module
+# fixtures and the order within a file stay as written). Most of the slow tests' time is spent
+# waiting on Airflow, DVC and uvicorn child processes, so two workers on two cores overlap it.
+TEST_WORKERS ?= 2
+
 test: setup
 	bash scripts/ensure_test_deps.sh
-	pytest $(PYTEST_ARGS)
+	pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-fast: setup
 	pytest -m "not slow" $(PYTEST_ARGS)

@@ -36,6 +36,8 @@ def tiny_raw_params(**overrides: dict) -> dict:
     """params.yaml as a dict, switched to the tiny sizes, with per-section overrides."""
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     raw["simulate"]["preset"] = "tiny"
+    # A tiny shop's online test needs no 4,000 sessions (5 s of every tiny pipeline run).
+    raw["online_test"]["sessions"] = 1000
     for section, values in overrides.items():
         raw[section] = {**raw.get(section, {}), **values}
     return raw
