@@ -81,7 +81,7 @@ def reproduced(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = copy_project(tmp_path_factory.mktemp("stale") / "project")
     run_dvc(root, "repro", "materialize", "build_dataset", timeout=1500)
     assert _stale(root).keys() <= {"train", "evaluate", "baselines", "online_test", "promote",
-                                   "index"}  # fmt: skip
+                                   "report", "index"}  # fmt: skip
     return root
 
 
