@@ -114,6 +114,39 @@ def run_stage(
         raise
 
 
+# DVC's own lines around a stage's output (and progress bars): not the stage's outcome.
+DVC_CHATTER = (
+    "Running stage",
+    "> ",
+    "Updating lock file",
+    "To track the changes with git",
+    "git add",
+    "To enable auto staging",
+    "dvc config core.autostage",
+    "Use `dvc push`",
+    "WARNING:",
+    "Stage '",
+    "Data and pipelines are up to date",
+)
+
+
+def stage_outcome(stage: str, output: str, seconds: float) -> str:
+    """One line for a stage task's log at INFO: ran (with the last line the stage printed,
+    its result), skipped as unchanged, or restored from DVC's run cache; DVC's full output is
+    for DEBUG."""
+    if "didn't change, skipping" in output:
+        return f"{stage}: unchanged, skipped ({seconds:.1f} s)"
+    if "is cached - skipping run" in output:
+        return f"{stage}: restored from DVC's run cache ({seconds:.1f} s)"
+    own = [
+        line.strip()
+        for line in output.replace("\r", "\n").splitlines()
+        if line.strip() and not line.strip().startswith(DVC_CHATTER) and "it/s]" not in line
+    ]
+    result = f": {own[-1]}" if own else ""
+    return f"{stage}: ran in {seconds:.1f} s{result}"
+
+
 # --- One DAG run = one DVC experiment -------------------------------------------------------
 
 # The DAG form's fields and the params.yaml keys they set.

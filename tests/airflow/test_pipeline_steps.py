@@ -161,3 +161,35 @@ def test_record_run_needs_a_git_commit(tmp_path: Path) -> None:
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     with pytest.raises(RuntimeError, match="no git commit"):
         pipeline.record_run(tmp_path, "manual__x", ["train"])
+
+
+RAN = """Running stage 'validate':
+> mtlrec validate --landing data/landing --out data/validated
+Loading weights: 100%|##########| 103/103 [00:00<00:00, 18328.95it/s]
+validated 18 batches; validation report: /w/reports/data_docs/index.html
+WARNING: 'data/feedback' is empty.
+Updating lock file 'dvc.lock'
+
+To track the changes with git, run:
+
+\tgit add dvc.lock
+Use `dvc push` to send your updates to remote storage.
+"""
+
+
+def test_a_stage_task_logs_one_line_of_outcome() -> None:
+    """INFO gets what the stage did and its result line, not DVC's chatter."""
+    ran = pipeline.stage_outcome("validate", RAN, 16.94)
+    assert ran == (
+        "validate: ran in 16.9 s: validated 18 batches; "
+        "validation report: /w/reports/data_docs/index.html"
+    )
+    skipped = "Stage 'featurize' didn't change, skipping\nData and pipelines are up to date.\n"
+    assert (
+        pipeline.stage_outcome("featurize", skipped, 1.2) == "featurize: unchanged, skipped (1.2 s)"
+    )
+    cached = "Stage 'train' is cached - skipping run, checking out outputs\n"
+    assert pipeline.stage_outcome("train", cached, 3.0) == (
+        "train: restored from DVC's run cache (3.0 s)"
+    )
+    assert pipeline.stage_outcome("index", "Running stage 'index':\n", 2.0) == "index: ran in 2.0 s"
