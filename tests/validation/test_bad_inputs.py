@@ -371,6 +371,22 @@ def test_data_docs_page_renders_the_failed_expectations(run: Run) -> None:
     assert page.relative_to(index.parent).as_posix() in index.read_text()
 
 
+def test_the_message_links_each_quarantined_batch_to_its_failing_page(run: Run) -> None:
+    """Not only the index: the page of the suite that failed, under the batch it failed."""
+    lines = run.message.splitlines()
+    start = lines.index(next(line for line in lines if line.startswith(
+        f"  impressions/{BAD['orphans'].day} -> ")))  # fmt: skip
+    section = lines[start + 1 : next(
+        (i for i in range(start + 1, len(lines)) if lines[i].startswith("  ") and not
+         lines[i].startswith("    ")), len(lines))]  # fmt: skip
+    pages = [line.split("report: ", 1)[1] for line in section if line.startswith("    report: ")]
+    assert pages, section
+    for page in map(Path, pages):
+        assert page.is_file() and page.suffix == ".html", page
+        text = _visible_text(page.read_text())
+        assert "Failed" in text and "999999999" in text
+
+
 def _visible_text(html: str) -> str:
     class Collect(HTMLParser):
         parts: list[str] = []

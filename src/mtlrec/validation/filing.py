@@ -47,6 +47,7 @@ class Verdict:
     bad_rows: pd.Series | None = None  # file row -> reason, for a split batch
     gx_results: list[dict[str, Any]] | None = None
     docs_pages: list[str] | None = None
+    failed_pages: list[str] | None = None  # the Data Docs pages of the suites that failed
 
 
 def file_batch(verdict: Verdict, frame: pd.DataFrame, validated: Path, quarantine: Path) -> str:

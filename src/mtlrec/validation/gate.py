@@ -136,6 +136,7 @@ class _Gate:
             status=verdict.status,
             rejected_rows=rejected,
             notes=verdict.notes,
+            pages=verdict.failed_pages or [],
         )
 
     def _accept(self, verdict: Verdict, good: pd.DataFrame) -> None:
@@ -175,6 +176,8 @@ class _Gate:
     ) -> Verdict:
         results, notes, pages = self._validate(table, source.stem, frame, window)
         found = failures_from(results, frame, ROW_KEYS[table])
+        failed_pages = [page for result, page in zip(results, pages, strict=True)
+                        if page and not result.success]  # fmt: skip
         status, bad_rows, extra = _row_policy(self.config, found, len(frame))
         return Verdict(
             table=table,
@@ -186,12 +189,13 @@ class _Gate:
             notes=notes,
             bad_rows=bad_rows,
             gx_results=[result.to_json_dict() for result in results] if found else None,
-            docs_pages=pages,
+            docs_pages=[page for page in pages if page],
+            failed_pages=failed_pages,
         )
 
     def _validate(
         self, table: str, batch_id: str, frame: pd.DataFrame, window: dict[str, str]
-    ) -> tuple[list[Any], list[str], list[str]]:
+    ) -> tuple[list[Any], list[str], list[str | None]]:
         """Run every suite of the table that can run; note the ones that cannot yet."""
         from great_expectations.core.run_identifier import RunIdentifier
 
@@ -213,7 +217,7 @@ class _Gate:
                 self.result_ids.append(result_id)
                 results.append(result)
                 pages.append(docs_page(self.context, result_id))
-        return results, notes, [page for page in pages if page]
+        return results, notes, pages  # a page per result (None: no site renders it)
 
 
 def batch_source(batch_id: str) -> str:

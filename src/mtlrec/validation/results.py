@@ -74,6 +74,7 @@ class BatchOutcome:
     status: Status = "passed"
     rejected_rows: int = 0
     notes: list[str] = field(default_factory=list)
+    pages: list[str] = field(default_factory=list)  # Data Docs pages of its failed suites
 
     @property
     def passed(self) -> bool:
@@ -115,6 +116,7 @@ class ValidationReport:
         for outcome in self.failed:
             lines.append(f"  {outcome.table}/{outcome.batch_id} -> {outcome.destination}")
             lines.extend(f"    - {failure.describe()}" for failure in outcome.failures)
+            lines.extend(f"    report: {page}" for page in outcome.pages)
         if self.data_docs:
             lines.append(f"  data docs: {self.data_docs}")
         if self.ignored:
