@@ -38,6 +38,8 @@ def comparable(value: Any) -> Any:
         return _drop_timestamps(MessageToDict(value))
     if isinstance(value, (str, bytes, int, float, bool)) or value is None:
         return value
+    if hasattr(value, "items"):  # map fields (tags): keys and values, not the keys alone
+        return {key: comparable(item) for key, item in value.items()}
     try:
         return [comparable(item) for item in value]  # repeated fields
     except TypeError:
