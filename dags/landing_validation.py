@@ -44,17 +44,9 @@ def landing_validation() -> None:
 
     @task(outlets=[VALIDATED_DATA])
     def validate(batches: list[str], outlet_events=None) -> str:
-        import time
-
         from mtlrec import pipeline
 
-        started = time.monotonic()
         result = pipeline.stage_task(PROJECT, pipeline.VALIDATE_STAGE)  # as mtl_retraining runs it
-        outcome = pipeline.stage_outcome(
-            pipeline.VALIDATE_STAGE, result, time.monotonic() - started
-        )
-        log.info("%s", outcome)
-        log.debug("%s", result)
         outlet_events[VALIDATED_DATA].extra = {"batches": batches}
         return result
 

@@ -143,15 +143,9 @@ def mtl_retraining() -> None:
     @task
     def dvc_stage(stage: str) -> str:
         """`dvc repro --single-item STAGE`: its upstream ran as the tasks before it."""
-        import time
-
         from mtlrec import pipeline
 
-        started = time.monotonic()
-        output = pipeline.stage_task(PROJECT, stage, force=stage == "online_test")
-        log.info("%s", pipeline.stage_outcome(stage, output, time.monotonic() - started))
-        log.debug("%s", output)  # DVC's whole output: AIRFLOW__LOGGING__LOGGING_LEVEL=DEBUG
-        return output[-2000:]
+        return pipeline.stage_task(PROJECT, stage, force=stage == "online_test")[-2000:]
 
     @task.branch
     def gate(run_id: str | None = None) -> str:

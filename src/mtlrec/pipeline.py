@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -35,18 +36,24 @@ VALIDATION_FAILED = "validation failed:"  # how `mtlrec validate` begins its rep
 
 def stage_task(root: Path, stage: str, force: bool = False) -> str:
     """What a DAG task runs for a stage of dvc.yaml, in every DAG (`validate` in both
-    `mtl_retraining` and `landing_validation`): `run_stage`, whose output it returns; a batch
-    that failed validation fails the task at once, without a retry (quarantined data needs a
+    `mtl_retraining` and `landing_validation`): `run_stage`, whose output it returns, logged as
+    one INFO line of outcome (`stage_outcome`) with DVC's whole output at DEBUG; a batch that
+    failed validation fails the task at once, without a retry (quarantined data needs a
     person), with the validation report as its message."""
     from airflow.sdk.exceptions import AirflowFailException
 
     from mtlrec.validation.gate import ValidationFailed
 
+    log = logging.getLogger(__name__)
+    started = time.monotonic()
     try:
-        return run_stage(root, stage, force=force)
+        output = run_stage(root, stage, force=force)
     except ValidationFailed as error:
-        logging.getLogger(__name__).error("%s", error)  # the report, in the task's log
+        log.error("%s", error)  # the report, in the task's log
         raise AirflowFailException(str(error)) from None
+    log.info("%s", stage_outcome(stage, output, time.monotonic() - started))
+    log.debug("%s", output)  # AIRFLOW__LOGGING__LOGGING_LEVEL=DEBUG shows it
+    return output
 
 
 def materialize(root: Path, end: datetime, start: datetime | None) -> str:
@@ -265,6 +272,8 @@ def production(root: Path) -> dict[str, Any] | None:
 
 def summarize(root: Path, run_id: str, experiment: str) -> dict[str, Any]:
     """What a run did: its experiment, params, gate decision, production, challenger metrics."""
+    from mtlrec.evaluation.report import headline
+
     layout = Layout(root)
     report = json.loads(layout.gate_report.read_text())
     params = load_params(layout.params)
@@ -282,18 +291,8 @@ def summarize(root: Path, run_id: str, experiment: str) -> dict[str, Any]:
             task: {name: value for name, value in values.items() if not name.startswith("oracle_")}
             for task, values in json.loads(layout.challenger_metrics.read_text()).items()
         },
-        "table": _headline(layout.metrics_report),
+        "table": headline(layout.metrics_report),
     }
-
-
-def _headline(report: Path) -> str | None:
-    """The one-row-per-task table of reports/metrics.md and the gate's line."""
-    from mtlrec.evaluation.report import EVERY_METRIC
-
-    if not report.is_file():
-        return None
-    text = report.read_text().split(EVERY_METRIC)[0]
-    return text[text.index("|") :].strip() if "|" in text else None
 
 
 def online_result(root: Path) -> dict[str, Any] | None:

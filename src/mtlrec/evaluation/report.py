@@ -60,6 +60,14 @@ def run(paths: ReportPaths) -> str:
     return f"{headline}\n\n{verdict}"
 
 
+def headline(report: Path) -> str | None:
+    """The one-row-per-task table and the gate's line of a written report (None: no report)."""
+    if not report.is_file():
+        return None
+    text = report.read_text().split(EVERY_METRIC)[0]
+    return text[text.index("|") :].strip() if "|" in text else None
+
+
 def headline_table(comparison: dict[str, Any], champion: Metrics) -> str:
     """One row per task: its headline metric in every column."""
     rows = [
