@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from mtlrec.model.layers import ExpertBank
 from mtlrec.model.mmoe import MMoE, mix_experts
 from mtlrec.model.ple import PLE
 from mtlrec.model.shared_bottom import SharedBottom
@@ -42,7 +43,22 @@ def test_mix_experts_is_a_convex_combination() -> None:
 def test_ple_gate_sees_own_and_shared_experts_only() -> None:
     ple = PLE(IN_DIM, n_task_experts=3, n_shared_experts=2, expert_dims=(4,), n_tasks=2, dropout=0)
     assert [gate.out_features for gate in ple.gates] == [5, 5]
-    assert [len(experts) for experts in ple.task_experts] == [3, 3]
+    assert ple.experts.n == 2 + 3 * 2 and ple.read_only_experts is None
+    ple = PLE(IN_DIM, 3, 2, expert_dims=(4, 4), n_tasks=3, dropout=0, read_only=[1])
+    assert (ple.experts.n, ple.read_only_experts.n) == (2 + 3 * 2, 3)
+    assert [out.shape for out in ple(torch.randn(BATCH, IN_DIM))] == [(BATCH, 4)] * 3
+
+
+def test_an_expert_bank_computes_each_expert_as_its_own_mlp() -> None:
+    bank = ExpertBank(IN_DIM, 3, (8, 4), dropout=0.0)
+    x = torch.randn(BATCH, IN_DIM)
+    out = bank(x)
+    assert out.shape == (BATCH, 3, 4)
+    for e in range(3):
+        h = x
+        for weight, bias in zip(bank.weights, bank.biases, strict=True):
+            h = torch.relu(h @ weight[e] + bias[e])
+        torch.testing.assert_close(out[:, e], h)
 
 
 def test_tower_outputs_one_scalar_per_row() -> None:
@@ -67,10 +83,10 @@ def test_a_read_only_task_trains_only_its_own_parts(bottom: torch.nn.Module) -> 
     shared = {
         SharedBottom: lambda b: b.mlp,
         MMoE: lambda b: b.experts,
-        PLE: lambda b: b.shared_experts,
+        PLE: lambda b: b.experts,
     }[type(bottom)](bottom)
     assert all(p.grad is None for p in shared.parameters())
-    own = {SharedBottom: None, MMoE: lambda b: b.gates[1], PLE: lambda b: b.task_experts[1]}
+    own = {SharedBottom: None, MMoE: lambda b: b.gates[1], PLE: lambda b: b.read_only_experts}
     if own[type(bottom)] is not None:
         assert all(p.grad is not None for p in own[type(bottom)](bottom).parameters())
     x.grad = None

@@ -79,10 +79,28 @@ def test_query_interactions_vanish_without_query(spec: FeatureSpec, inputs: Mode
     model = MultiTaskModel(tiny_cfg(), spec)
     feed = inputs.text_present[:, 0] == 0  # rows with a null query
     assert feed.any() and (~feed).any()
-    text = model.text(inputs.text_embeddings, inputs.text_present)  # (B, 2*4 + 1 + 4)
+    text = model.text(inputs.text_embeddings, inputs.text_index, inputs.text_present)  # (B, 13)
     interactions = text[:, 2 * 4 :]  # cosine + projected product
     assert torch.count_nonzero(interactions[feed]) == 0
     assert torch.count_nonzero(interactions[~feed]) > 0
+
+
+def test_text_features_of_distinct_texts_equal_the_per_row_ones(
+    spec: FeatureSpec, inputs: ModelInputs
+) -> None:
+    """Projecting each distinct text once, then gathering, is the per-row computation."""
+    module = MultiTaskModel(tiny_cfg(), spec).text
+    present = inputs.text_present
+    rows = inputs.text_embeddings[inputs.text_index] * present.unsqueeze(-1)  # (B, T, D)
+    expected = [proj(rows[:, t]) for t, proj in enumerate(module.projections)]
+    query = rows[:, module.query_index]
+    for t in module.partners:
+        cosine = torch.nn.functional.cosine_similarity(query, rows[:, t], dim=-1, eps=1e-8)
+        pair = module.pair_projection(query) * module.pair_projection(rows[:, t])
+        expected += [cosine.unsqueeze(-1), pair]
+    assert inputs.text_embeddings.shape[0] < inputs.text_index.numel()  # texts do repeat
+    actual = module(inputs.text_embeddings, inputs.text_index, present)
+    torch.testing.assert_close(actual, torch.cat(expected, dim=-1))
 
 
 def test_finetuned_encoder_is_part_of_the_model(

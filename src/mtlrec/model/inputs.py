@@ -22,7 +22,6 @@ class TextTokens:
 
     input_ids: torch.Tensor  # (U, L)
     attention_mask: torch.Tensor  # (U, L)
-    index: torch.Tensor  # (B, T) row of each text in input_ids
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,10 @@ class ModelInputs:
     fields: torch.Tensor  # (B, F) embedding rows
     dense: torch.Tensor  # (B, Dd)
     text_present: torch.Tensor  # (B, T) bool: the text is non-null
-    text_embeddings: torch.Tensor | None = None  # (B, T, D) frozen encoder output
+    # Texts repeat across rows (400 titles, a few thousand queries): a batch carries each distinct
+    # text once and the model projects each once, then gathers per row.
+    text_index: torch.Tensor  # (B, T) row of each text in text_embeddings / text_tokens
+    text_embeddings: torch.Tensor | None = None  # (U, D) frozen encoder output
     text_tokens: TextTokens | None = None  # fine-tuning: the model encodes them itself
     match: torch.Tensor | None = None  # (B, M) word-level query-text match features
     terms: TermInputs | None = None  # per query term: its embedding and kernel counts
@@ -43,7 +45,8 @@ class ModelInputs:
 class TermInputs:
     """The query's terms of a batch (DRMM term gating, see `match.term_match`)."""
 
-    vectors: torch.Tensor  # (B, Lq, D) frozen word embeddings, zeros for padding
+    vectors: torch.Tensor  # (U, D) frozen embeddings of the batch's distinct terms
+    slots: torch.Tensor  # (B, Lq) row of each term in `vectors` (padding: a zero vector)
     counts: torch.Tensor  # (B, Lq, W) kernel counts against the other texts
     mask: torch.Tensor  # (B, Lq) bool: a real term
     buckets: torch.Tensor  # (B, Lq) hash bucket of each term, 0 for padding
@@ -67,7 +70,10 @@ class TermTable:
     def inputs(self, rows: torch.Tensor) -> TermInputs:
         tuples = self.index[rows]  # (B,)
         terms = self.terms[tuples]  # (B, Lq)
-        return TermInputs(self.vectors[terms], self.counts[tuples], terms > 0, self.buckets[terms])
+        distinct, slots = torch.unique(terms, return_inverse=True)  # (U,), (B, Lq)
+        return TermInputs(
+            self.vectors[distinct], slots, self.counts[tuples], terms > 0, self.buckets[terms]
+        )
 
 
 @dataclass
@@ -105,19 +111,20 @@ class TensorFrame:
         codes = self.text_codes[rows]  # (B, T)
         table = self.text_table
         embeddings, tokens = None, None
+        unique, index = torch.unique(codes, return_inverse=True)  # (U,), (B, T)
         if codes.shape[1] == 0:  # no text feature in the schema: nothing to encode
-            embeddings = torch.zeros((len(rows), 0, 1))  # (B, 0, 1)
+            embeddings = torch.zeros((1, 1))  # (U, D) of nothing
         elif table.embeddings is not None:
-            embeddings = table.embeddings[codes]  # (B, T, D)
+            embeddings = table.embeddings[unique]  # (U, D)
         elif table.input_ids is not None and table.attention_mask is not None:
-            unique, index = torch.unique(codes, return_inverse=True)  # (U,), (B, T)
             mask = table.attention_mask[unique]  # (U, L)
             length = max(int(mask.sum(dim=1).max()), 1)  # trim padding to this batch's longest
-            tokens = TextTokens(table.input_ids[unique][:, :length], mask[:, :length], index)
+            tokens = TextTokens(table.input_ids[unique][:, :length], mask[:, :length])
         return ModelInputs(
             fields=self.fields[rows],
             dense=self.dense[rows],
             text_present=codes > 0,
+            text_index=index.reshape(codes.shape),
             text_embeddings=embeddings,
             text_tokens=tokens,
             match=None if self.match is None else self.match[rows],

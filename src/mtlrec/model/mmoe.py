@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from mtlrec.model.layers import MLP
+from mtlrec.model.layers import ExpertBank
 
 
 def mix_experts(gate_logits: torch.Tensor, expert_out: torch.Tensor) -> torch.Tensor:
@@ -34,13 +34,13 @@ class MMoE(nn.Module):
         read_only: Sequence[int] = (),
     ) -> None:
         super().__init__()
-        self.experts = nn.ModuleList(MLP(in_dim, expert_dims, dropout) for _ in range(n_experts))
+        self.experts = ExpertBank(in_dim, n_experts, expert_dims, dropout)
         self.gates = nn.ModuleList(nn.Linear(in_dim, n_experts) for _ in range(n_tasks))
         self.read_only = frozenset(read_only)  # tasks that train their gate only
-        self.out_dim = self.experts[0].out_dim
+        self.out_dim = self.experts.out_dim
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        experts = torch.stack([expert(x) for expert in self.experts], dim=1)  # (B, E, D)
+        experts = self.experts(x)  # (B, E, D)
         outputs = []
         for t, gate in enumerate(self.gates):
             if t in self.read_only:

@@ -161,18 +161,29 @@ class TextFeatures(nn.Module):
         self.pair_projection = nn.Linear(in_dim, out_dim, bias=False)
         self.out_dim = n_texts * out_dim + len(self.partners) * (out_dim + 1)
 
-    def forward(self, embeddings: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
-        embeddings = embeddings * present.unsqueeze(-1).to(embeddings.dtype)  # (B, T, D)
-        parts = [proj(embeddings[:, t]) for t, proj in enumerate(self.projections)]  # (B, K) each
+    def forward(
+        self, distinct: torch.Tensor, index: torch.Tensor, present: torch.Tensor
+    ) -> torch.Tensor:
+        """`distinct` (U, D): the batch's distinct texts; `index` (B, T): each row's text in it;
+        `present` (B, T): the text is non-null. Each projection runs once per distinct text
+        (a few hundred a batch, not B x T), then is gathered per row; a null text reads as a zero
+        embedding (its projection is the bias)."""
+        mask = present.unsqueeze(-1).to(distinct.dtype)  # (B, T, 1)
+        parts = []
+        for t, proj in enumerate(self.projections):
+            projected = proj(distinct)[index[:, t]]  # (B, K)
+            parts.append(torch.where(present[:, t : t + 1], projected, proj.bias))
         if self.partners:
-            query = embeddings[:, self.query_index]  # (B, D)
-            query_proj = self.pair_projection(query)  # (B, K)
+            q = self.query_index
+            pair = self.pair_projection(distinct)  # (U, K), no bias: zero for a null text
+            query_proj = pair[index[:, q]] * mask[:, q]  # (B, K)
+            query = distinct[index[:, q]] * mask[:, q]  # (B, D)
             for t in self.partners:
-                other = embeddings[:, t]  # (B, D)
+                other = distinct[index[:, t]] * mask[:, t]  # (B, D)
                 cosine = F.cosine_similarity(query, other, dim=-1, eps=1e-8)  # (B,), 0 if null
-                parts += [cosine.unsqueeze(-1), query_proj * self.pair_projection(other)]
+                parts += [cosine.unsqueeze(-1), query_proj * pair[index[:, t]] * mask[:, t]]
         if not parts:
-            return embeddings.new_zeros((embeddings.shape[0], 0))
+            return distinct.new_zeros((index.shape[0], 0))
         return torch.cat(parts, dim=-1)  # (B, out_dim)
 
 
@@ -223,16 +234,17 @@ class MultiTaskModel(nn.Module):
         )
 
     def text_embeddings(self, inputs: ModelInputs) -> torch.Tensor:
+        """The batch's distinct texts, (U, D)."""
         if inputs.text_embeddings is not None:
-            return inputs.text_embeddings  # (B, T, D) from the frozen cache
+            return inputs.text_embeddings  # from the frozen cache
         if self.text_encoder is None or inputs.text_tokens is None:
             raise ValueError("inputs carry neither text embeddings nor tokens for the encoder")
         tokens = inputs.text_tokens
-        distinct = self.text_encoder(tokens.input_ids, tokens.attention_mask)  # (U, D)
-        return distinct[tokens.index]  # (B, T, D)
+        return self.text_encoder(tokens.input_ids, tokens.attention_mask)
 
     def features(self, inputs: ModelInputs) -> torch.Tensor:
-        text = self.text(self.text_embeddings(inputs), inputs.text_present)  # (B, text out)
+        distinct = self.text_embeddings(inputs)
+        text = self.text(distinct, inputs.text_index, inputs.text_present)  # (B, text out)
         embedded = self.embedding(inputs.fields[:, self.main_fields])  # (B, F, E)
         parts = [embedded.flatten(1), inputs.dense, text]  # (B, F * E), (B, Dd), (B, text out)
         if self.products is not None:

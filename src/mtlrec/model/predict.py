@@ -23,7 +23,7 @@ from mtlrec.model.text import encoder_id
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 SPEC_FILE = "feature_spec.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the bottoms' experts are one ExpertBank each
 PREDICT_BATCH = 8192
 
 

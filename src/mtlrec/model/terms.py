@@ -32,7 +32,7 @@ class TermGating(nn.Module):
         self.out_dim = out_dim
 
     def forward(self, terms: TermInputs) -> torch.Tensor:
-        gate = self.gate(terms.vectors)  # (B, Lq, H)
+        gate = self.gate(terms.vectors)[terms.slots]  # (U, H) once per distinct term -> (B, Lq, H)
         if self.own is not None:
             gate = gate + self.own(terms.buckets)
         weighted = gate * self.match(terms.counts)  # (B, Lq, H)

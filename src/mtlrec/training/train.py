@@ -141,10 +141,16 @@ class Session:
     cfg: TrainConfig
     world: World
     references: dict[LossTerm, float]  # valid loss of the constant prior, per term
+    label: str = ""  # names the model in the log when several train at once
 
     @classmethod
     def create(
-        cls, model: MultiTaskModel, cfg: TrainConfig, data: TrainingData, world: World
+        cls,
+        model: MultiTaskModel,
+        cfg: TrainConfig,
+        data: TrainingData,
+        world: World,
+        label: str = "",
     ) -> Session:
         aux = auxiliary_terms(model.tasks, cfg.loss_weights)
         terms: tuple[LossTerm, ...] = (*(task.loss_term for task in model.tasks), *aux)
@@ -173,6 +179,7 @@ class Session:
             cfg=cfg,
             world=world,
             references=references,
+            label=label,
         )
 
 
@@ -283,8 +290,9 @@ def _log_epoch(session: Session, row: dict[str, float]) -> None:
         return
     epoch, total = int(row["epoch"]), session.cfg.epochs
     eta = (total - epoch) * row["train_seconds"]  # the epochs left, at this one's pace
+    prefix = f"{session.label}: " if session.label else ""
     print(
-        f"epoch {epoch}/{total}: train_loss {row['train_loss']:.4f} valid_loss "
+        f"{prefix}epoch {epoch}/{total}: train_loss {row['train_loss']:.4f} valid_loss "
         f"{row['valid_loss']:.4f} valid_score {row['valid_score']:.4f}; "
         f"{row['samples_per_s']:,.0f} samples/s, {row['train_seconds']:.1f} s, ETA {eta:.0f} s",
         flush=True,
@@ -395,6 +403,7 @@ def run(
     checkpoints: Path | None = None,
     timings: Path | None = None,
     keep_checkpoints: bool = False,
+    label: str = "",
 ) -> TrainResult:
     """Train on `data_dir/{train,valid}.parquet`, write the best epoch's model to `out_dir`.
 
@@ -402,7 +411,8 @@ def run(
     `out_dir`), outside the stage's output, which DVC deletes before it reruns a stage: a
     killed run resumes from there, and a stale one (other data or config) is never resumed.
     They are removed after success unless `keep_checkpoints`. Wall-clock timings go to
-    `timings`, not to `out_dir`. Under torchrun every rank runs this.
+    `timings`, not to `out_dir`. `label` prefixes the per-epoch log lines. Under torchrun every
+    rank runs this.
     """
     started = time.perf_counter()
     data_dir, out_dir, cache_dir = Path(data_dir), Path(out_dir), Path(cache_dir)
@@ -415,7 +425,7 @@ def run(
         torch.manual_seed(train_cfg.seed)  # the model's init does not depend on data loading
         model = MultiTaskModel(model_cfg, data.spec, encoder)
         model.init_output_biases(data.train.targets.priors())
-        session = Session.create(model, train_cfg, data, world)
+        session = Session.create(model, train_cfg, data, world, label)
         fp = _run_fingerprint(model_cfg, train_cfg, data_dir)
         root = checkpoints / fp[:16]
         state, best, resumed_from = _resume_or_start(session, root, fp)
