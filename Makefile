@@ -23,7 +23,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade "pip==26.3"
-	$(VENV)/bin/pip install --quiet --constraint constraints.txt --editable ".[dev]"
+	$(VENV)/bin/pip install --quiet --constraint constraints.txt --editable ".[dev,bench]"
 	touch $@
 
 run: setup
