@@ -180,11 +180,12 @@ def _train(args: argparse.Namespace, params: Params) -> object:
     from mtlrec.features.dataset import trainable
     from mtlrec.training import distributed, train
 
-    if args.nproc > 1 and not distributed.is_worker():  # re-run this command under torchrun
+    nproc = args.nproc or distributed.auto_processes(args.data / "train.parquet")
+    if nproc > 1 and not distributed.is_worker():  # re-run this command under torchrun
         argv = ["--params", str(args.params), "train", "--data", str(args.data)]
         argv += ["--out", str(args.out), "--cache", str(args.cache)]
         argv += ["--checkpoints", str(args.checkpoints), "--timings", str(args.timings)]
-        status = distributed.launch(args.nproc, argv)
+        status = distributed.launch(nproc, argv + ["--nproc", str(nproc)])
         if status:
             raise SystemExit(status)
         return None  # rank 0 printed the result
@@ -455,7 +456,12 @@ STAGES: tuple[Stage, ...] = (
             _a("--checkpoints", L.checkpoints / "train", "state", "resumable checkpoints"),
             _a("--timings", L.timings / "train.json", "state", "wall-clock timings"),
             _a(
-                "--nproc", 1, "option", "data-parallel processes (torchrun, gloo on CPU)", type=int
+                "--nproc",
+                0,
+                "option",
+                "data-parallel processes (torchrun, gloo on CPU); 0: one per "
+                "`train.thread_count()` cores for a training split of 200,000 rows or more",
+                type=int,
             ),  # fmt: skip
         ),
         code=("mtlrec.training.train", "mtlrec.training.distributed", "mtlrec.features.dataset"),

@@ -13,6 +13,7 @@ from sklearn.metrics import roc_auc_score
 
 from mtlrec.config import parse_params
 from mtlrec.model.predict import predict
+from mtlrec.training import distributed
 from mtlrec.training.distributed import World
 from mtlrec.training.synthetic import write_synthetic_dataset
 from mtlrec.training.train import run
@@ -59,3 +60,20 @@ def test_torchrun_two_processes_reach_the_quality_of_one(tmp_path: Path) -> None
     assert summary["processes"] == 2 and summary["n_train_rows"] > 0
     one, two = click_auc(tmp_path / "one", data, cache), click_auc(tmp_path / "two", data, cache)
     assert one > 0.6 and abs(one - two) < 0.03, (one, two)
+
+
+def test_a_big_training_split_trains_on_a_process_per_core_pair(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train_file = tmp_path / "train.parquet"
+    pd.DataFrame({"click": range(1_000)}).to_parquet(train_file)
+    assert distributed.auto_processes(train_file) == 1  # small: one process
+    assert distributed.auto_processes(tmp_path / "missing.parquet") == 1
+    monkeypatch.setattr(distributed, "AUTO_MIN_ROWS", 500)
+    for cores, expected in ((1, 1), (2, 2), (8, 2), (64, 8)):
+        monkeypatch.setattr(distributed.os, "sched_getaffinity", lambda _, n=cores: set(range(n)))
+        threads = distributed.threads_per_process()
+        assert (distributed.auto_processes(train_file), threads) == (
+            expected,
+            max(1, min(4, cores // 2)),
+        )

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import shutil
 import time
@@ -60,14 +59,10 @@ from mtlrec.training.data import (
     ordered_batches,
     shuffled_batches,
 )
-from mtlrec.training.distributed import World, joined
+from mtlrec.training.distributed import World, joined, threads_per_process
 
 CURVE_FILE = "training_curve.csv"
 SUMMARY_FILE = "train_summary.json"
-# Half the cores, at most 4: small MLP batches gain little from more threads (2 threads: -25% per
-# epoch on an idle 2-core box), while OpenMP threads spin-waiting on a busy one (Airflow, Feast,
-# other jobs) made an epoch 10x slower in a measurement.
-MAX_THREADS = 4
 GRAD_CLIP_NORM = 5.0  # a rare batch with a huge ESMM loss must not wreck the embeddings
 EVAL_BATCH = 8192
 BIAS_LR_SCALE = 10.0  # the position-bias tower's rate, relative to `lr`
@@ -184,7 +179,7 @@ class Session:
 
 
 def thread_count() -> int:
-    return max(1, min(MAX_THREADS, len(os.sched_getaffinity(0)) // 2))
+    return threads_per_process()
 
 
 @contextmanager
