@@ -34,7 +34,7 @@ run: setup
 	@echo "Metrics:       reports/metrics.md (every metric; dvc metrics show)"
 	@echo "Data docs:     reports/data_docs/index.html"
 	@echo "Model:         models/challenger/"
-	@echo "Training curve: dvc plots show  ->  dvc_plots/index.html"
+	@echo "Plots:         dvc plots show  ->  dvc_plots/index.html (curves, comparison)"
 
 # The suite on TEST_WORKERS processes (pytest-xdist), a test file per worker at a time (module
 # fixtures and the order within a file stay as written). Most of the slow tests' time is spent

@@ -91,6 +91,17 @@ def unavailable(reason: str) -> None:
     pytest.fail(f"{reason} (`make test` starts the services: scripts/ensure_test_deps.sh)")
 
 
+@pytest.fixture(scope="session")
+def chromium() -> None:
+    """Headless Chromium and its WebDriver (tests/browser.py drives them)."""
+    from tests.browser import CHROMEDRIVER, CHROMIUM
+
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        unavailable(
+            f"{CHROMIUM} or {CHROMEDRIVER} missing: scripts/ensure_test_deps.sh installs them"
+        )
+
+
 def run_dvc(root: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     done = subprocess.run(
         ["dvc", *args], cwd=root, env=tool_env(), capture_output=True, text=True, timeout=timeout

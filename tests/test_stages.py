@@ -20,6 +20,14 @@ def test_dvc_yaml_is_what_the_declarations_render() -> None:
     )
 
 
+def test_plots_page_is_what_the_vendored_bundles_render() -> None:
+    from mtlrec.static import plots_page
+
+    page = REPO / ".dvc" / "plots" / "page.html"
+    assert page.read_text() == plots_page(), f"{page} is stale: run `mtlrec dvc-yaml`"
+    assert "html_template = plots/page.html" in (REPO / ".dvc" / "config").read_text()
+
+
 def _imported(file: Path) -> set[str]:
     found = set()
     for node in ast.walk(ast.parse(file.read_text())):

@@ -121,6 +121,10 @@ class Layout:
         return self.root / "reports" / "metrics.md"
 
     @property
+    def comparison_plot(self) -> Path:
+        return self.root / "reports" / "comparison.csv"
+
+    @property
     def plots(self) -> Path:
         return self.root / "plots"
 
@@ -151,6 +155,11 @@ class Layout:
     @property
     def dvc_yaml(self) -> Path:
         return self.root / "dvc.yaml"
+
+    @property
+    def plots_page(self) -> Path:
+        """The HTML template of `dvc plots show` (.dvc/config: plots.html_template)."""
+        return self.root / ".dvc" / "plots" / "page.html"
 
 
 DEFAULT = Layout(Path("."))

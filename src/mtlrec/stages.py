@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from mtlrec.config import Params
 from mtlrec.layout import DEFAULT as L
+from mtlrec.layout import Layout
 
 Role = Literal["dep", "out", "persist", "uncached", "metric", "plot", "state", "option"]
 PACKAGE_ROOT = Path(__file__).resolve().parent  # src/mtlrec
@@ -270,7 +271,7 @@ def _promote(args: argparse.Namespace, params: Params) -> object:
 def _report(args: argparse.Namespace, params: Params) -> object:
     from mtlrec.evaluation import report
 
-    paths = report.ReportPaths(args.comparison, args.gate, args.champion, args.out)
+    paths = report.ReportPaths(args.comparison, args.gate, args.champion, args.out, args.plot)
     return report.run(paths)
 
 
@@ -313,17 +314,23 @@ def _rollback(args: argparse.Namespace, params: Params) -> object:
 
 
 def _dvc_yaml(args: argparse.Namespace, params: Params) -> object:
-    text = render_dvc_yaml(Path(args.params).resolve().parent)
+    """dvc.yaml, and beside it the page its plots are drawn in (.dvc/plots/page.html)."""
+    from mtlrec.static import plots_page
+
+    root = Path(args.params).resolve().parent
+    files = {Path(args.out): render_dvc_yaml(root), Layout(root).plots_page: plots_page()}
     if args.check:
-        current = Path(args.out).read_text() if Path(args.out).is_file() else ""
-        if current != text:
+        stale = [str(f) for f, text in files.items() if not f.is_file() or f.read_text() != text]
+        if stale:
             from mtlrec.errors import UserError
 
-            raise UserError(f"{args.out} is not what src/mtlrec/stages.py declares: rerun "
-                            "`mtlrec dvc-yaml`")  # fmt: skip
-        return f"{args.out} matches the stage declarations"
-    Path(args.out).write_text(text)
-    return f"wrote {args.out} from the stage declarations"
+            raise UserError(f"{', '.join(stale)}: not what src/mtlrec/stages.py declares: "
+                            "rerun `mtlrec dvc-yaml`")  # fmt: skip
+        return f"{args.out} and {Layout(root).plots_page} match the stage declarations"
+    for file, text in files.items():
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(text)
+    return f"wrote {args.out} from the stage declarations, and {Layout(root).plots_page}"
 
 
 # --- The declarations ----------------------------------------------------------------------
@@ -558,6 +565,7 @@ STAGES: tuple[Stage, ...] = (
             _a("--gate", L.gate_report, "dep", "the gate's decision"),
             _a("--champion", L.champion_metrics, "dep", "the champion's metrics"),
             _a("--out", L.metrics_report, "uncached", "the Markdown report"),
+            _a("--plot", L.comparison_plot, "plot", "the per-task comparison's plot table"),
         ),
         code=("mtlrec.evaluation.report",),
     ),
@@ -643,7 +651,8 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "dvc-yaml",
-        "Write dvc.yaml from the stage declarations (src/mtlrec/stages.py).",
+        "Write dvc.yaml from the stage declarations (src/mtlrec/stages.py), and the page "
+        "`dvc plots show` fills (.dvc/plots/page.html).",
         _dvc_yaml,
         (
             _a("--out", L.dvc_yaml, "out", "the file to write"),
@@ -813,28 +822,36 @@ def stage_entry(stage: Stage, root: Path) -> dict[str, Any]:
     return entry
 
 
+# The templates named here (other than DVC's own `bar_horizontal`) are Vega-Lite specs in
+# .dvc/plots/: one colour per task (the curve file's name) and one dash per revision, where
+# DVC's own give one colour per revision and tell files apart by dashes only.
+TASKS = ("ctr", "cvr", "ctcvr")
 PLOTS: list[dict[str, Any]] = [
+    {"Comparison": {
+        "title": "Per task: multi-task vs single-task vs champion vs oracle (test split)",
+        "template": "comparison", "x": "value", "y": {"reports/comparison.csv": "model"},
+        "x_label": "headline metric (each task on its own scale)", "y_label": "model"}},
     {"ROC": {
         "title": "ROC on the test split (ctr on impressions, cvr on clicks, ctcvr on impressions)",
-        "template": "simple", "x": "fpr",
-        "y": {f"plots/roc/{t}.csv": "tpr" for t in ("ctr", "cvr", "ctcvr")},
+        "template": "roc", "x": "fpr",
+        "y": {f"plots/roc/{t}.csv": "tpr" for t in TASKS},
         "x_label": "false positive rate", "y_label": "true positive rate"}},
     {"Precision-recall": {
-        "title": "Precision-recall on the test split", "template": "simple", "x": "recall",
-        "y": {f"plots/precision_recall/{t}.csv": "precision" for t in ("ctr", "cvr", "ctcvr")},
+        "title": "Precision-recall on the test split", "template": "task_curves", "x": "recall",
+        "y": {f"plots/precision_recall/{t}.csv": "precision" for t in TASKS},
         "x_label": "recall", "y_label": "precision"}},
     {"Calibration": {
         "title": "Calibration (equal-mass bins; on the diagonal is calibrated)",
-        "template": "linear", "x": "predicted",
-        "y": {f"plots/calibration/{t}.csv": "observed" for t in ("ctr", "cvr", "ctcvr")},
+        "template": "calibration", "x": "predicted",
+        "y": {f"plots/calibration/{t}.csv": "observed" for t in TASKS},
         "x_label": "mean predicted probability", "y_label": "observed rate"}},
     {"Online test": {
         "title": "Online test, per arm (A/B means; interleaving: share preferring the challenger)",
         "template": "bar_horizontal", "x": "value", "y": {"metrics/online_test.csv": "metric"},
         "x_label": "value", "y_label": "metric"}},
     {"Training curve": {
-        "title": "Loss per epoch (valid_score is the normalized selection criterion)",
-        "template": "linear", "x": "epoch",
+        "title": "Losses per epoch; below, the selection score (valid_score, normalized)",
+        "template": "training_curve", "x": "epoch",
         "y": {"plots/training_curve.csv": ["train_loss", "valid_loss", "valid_score"]},
         "x_label": "epoch", "y_label": "loss"}},
 ]  # fmt: skip

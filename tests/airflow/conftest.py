@@ -20,7 +20,6 @@ from tests.conftest import REPO, copy_project, tool_env, unavailable
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379/0"
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 # Where the browser test leaves its screenshot in the repository (gitignored, like reports/).
 SCREENSHOTS = REPO / "reports" / "screenshots"
 
@@ -98,11 +97,3 @@ def postgres_database(servers: None) -> Iterator[str]:
     finally:
         with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture(scope="session")
-def chromium() -> None:
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        unavailable(
-            f"{CHROMIUM} or {CHROMEDRIVER} missing: scripts/ensure_test_deps.sh installs them"
-        )

@@ -13,7 +13,6 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -22,23 +21,13 @@ import pytest
 
 from mtlrec import pipeline
 from mtlrec.registry import Registry
-from tests.airflow.conftest import CHROMEDRIVER, CHROMIUM, SCREENSHOTS, make_project
+from tests.airflow.conftest import SCREENSHOTS, make_project
 from tests.airflow.services import PASSWORD, USER, Airflow, wait_for
+from tests.browser import chromium_driver
 
 pytestmark = pytest.mark.slow
 
 DAG = "mtl_retraining"
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1600,1000",
-)
 # A restarted scheduler resets the dead one's running tasks once that scheduler has missed its
 # heartbeats for this long (defaults: 30 s, checked every 300 s; shortened for the test).
 QUICK_RECOVERY = {
@@ -56,24 +45,6 @@ class BrowserRun:
     crashed_during: str
     screenshot: Path
     page_text: str
-
-
-@contextmanager
-def chromium_driver(profile: Path) -> Iterator:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={profile}")
-    options.binary_location = str(CHROMIUM)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.implicitly_wait(20)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def log_in(driver, airflow: Airflow) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
+
 from mtlrec.evaluation.baselines import compare
 from mtlrec.evaluation.report import EVERY_METRIC, ReportPaths, run
 
@@ -71,3 +73,25 @@ def test_the_table_is_markdown_whose_columns_line_up(tmp_path: Path) -> None:
     table = run(write(tmp_path, {}, gate)).split("\n\n")[0].splitlines()
     assert len({len(line) for line in table}) == 1  # aligned in a terminal
     assert table[1].startswith("|---") and table[1].endswith(":|")  # numbers right-aligned
+
+
+def test_comparison_plot_table_has_a_row_per_task_and_model(tmp_path: Path) -> None:
+    gate = {"promoted": False, "champion_before": "v1", "reasons": ["no gain"]}
+    paths = write(tmp_path, {"ctr": {"auc": 0.7700}}, gate)
+    paths = ReportPaths(paths.comparison, paths.gate, paths.champion, paths.out, tmp_path / "c.csv")
+    run(paths)
+    table = pd.read_csv(paths.plot)
+    assert list(table.columns) == ["metric", "model", "value"]
+    values = {(row.metric, row.model): row.value for row in table.itertuples()}
+    assert values == {
+        ("ctr.auc", "multi-task"): 0.7769,
+        ("ctr.auc", "single-task"): 0.7758,
+        ("ctr.auc", "oracle"): 0.7809,
+        ("ctr.auc", "champion"): 0.7700,
+        ("cvr.auc", "multi-task"): 0.7076,
+        ("cvr.auc", "single-task"): 0.7030,
+        ("cvr.auc", "oracle"): 0.7155,
+        ("relevance.auc_relevant", "multi-task"): 0.9701,
+        ("relevance.auc_relevant", "single-task"): 0.9679,
+        ("relevance.auc_relevant", "oracle"): 0.9739,
+    }

@@ -2,13 +2,16 @@
 
 One row per task: the multi-task challenger beside the single-task baselines, the oracle (the
 simulator's true probabilities, the best any model can do) and the champion scored on the same
-test rows, then the gate's verdict. Below it, every metric in the same columns. The numbers
+test rows, then the gate's verdict. Below it, every metric in the same columns. The headline
+rows are also written as a long table (`reports/comparison.csv`: metric, model, value) that
+dvc.yaml's "Comparison" plot draws, one row of dots per task. The numbers
 are read from the stages' metric files (`comparison.json`, `champion.json`, `gate.json`),
 never recomputed, so this page and `dvc metrics show` cannot disagree.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +23,8 @@ from mtlrec.evaluation.metrics import Metrics, fmt
 HEADLINE = {"ctr": "auc", "cvr": "auc", "ctcvr": "auc", "relevance": "auc_relevant"}
 EVERY_METRIC = "## Every metric"  # the detail section's heading (`make run` prints above it)
 COLUMNS = ("multi-task", "single-task", "oracle", "champion", "multi - single")
+# The plot table's models: comparison.json's keys by the names the report's columns use.
+MODELS = {"multi_task": "multi-task", "single_task": "single-task", "oracle": "oracle"}
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,7 @@ class ReportPaths:
     gate: Path  # metrics/gate.json (promote)
     champion: Path  # metrics/champion.json (promote; {} when there was no champion)
     out: Path  # reports/metrics.md
+    plot: Path | None = None  # reports/comparison.csv (the Comparison plot's table)
 
 
 def run(paths: ReportPaths) -> str:
@@ -57,7 +63,35 @@ def run(paths: ReportPaths) -> str:
     )
     paths.out.parent.mkdir(parents=True, exist_ok=True)
     paths.out.write_text(text)
+    if paths.plot is not None:
+        write_plot_table(comparison_rows(comparison, champion), paths.plot)
     return f"{headline}\n\n{verdict}"
+
+
+def comparison_rows(comparison: dict[str, Any], champion: Metrics) -> list[dict[str, Any]]:
+    """The headline table as (metric, model, value) rows; models without a value are left out
+    (no champion before the first promotion, no single-task model for ctcvr)."""
+    rows = []
+    for task, name in HEADLINE.items():
+        values = comparison.get(task, {}).get(name)
+        if values is None:
+            continue
+        found = {label: values.get(key) for key, label in MODELS.items()}
+        found["champion"] = champion.get(task, {}).get(name)
+        rows += [
+            {"metric": f"{task}.{name}", "model": model, "value": value}
+            for model, value in found.items()
+            if value is not None
+        ]
+    return rows
+
+
+def write_plot_table(rows: list[dict[str, Any]], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=["metric", "model", "value"])
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def headline(report: Path) -> str | None:

@@ -111,17 +111,22 @@ def _wire(context: Any, table: str, suite: Any) -> None:
 
 
 def build_docs(context: Any, new_results: list[Any], keep: int) -> str | None:
-    """Prune old results, render this run's pages and the index; return the index path."""
+    """Prune old results, render this run's pages and the index with local assets (no
+    network: see data_docs); return the index path."""
     from great_expectations.data_context.types.resource_identifiers import (
         ExpectationSuiteIdentifier,
     )
+
+    from mtlrec.validation.data_docs import localize
 
     _prune(context.validation_results_store, keep)
     suites = [ExpectationSuiteIdentifier(name=suite.name) for suite in context.suites.all()]
     sites = context.build_data_docs(resource_identifiers=[*suites, *new_results])
     if not sites:
         return None
-    return str(Path(next(iter(sites.values())).removeprefix("file://")).resolve())
+    index = Path(next(iter(sites.values())).removeprefix("file://")).resolve()
+    localize(index.parent)
+    return str(index)
 
 
 def docs_page(context: Any, result_id: Any) -> str | None:
