@@ -186,7 +186,7 @@ def _train(args: argparse.Namespace, params: Params) -> object:
         argv = ["--params", str(args.params), "train", "--data", str(args.data)]
         argv += ["--out", str(args.out), "--cache", str(args.cache)]
         argv += ["--checkpoints", str(args.checkpoints), "--timings", str(args.timings)]
-        status = distributed.launch(nproc, argv + ["--nproc", str(nproc)])
+        status = distributed.launch(nproc, argv)
         if status:
             raise SystemExit(status)
         return None  # rank 0 printed the result
