@@ -49,7 +49,7 @@ def time_bottom(args: argparse.Namespace, bottom: str, data: Path, work: Path) -
 
 
 def time_torchrun(args: argparse.Namespace, bottom: str, data: Path, work: Path) -> dict:
-    """The same training under `mtlrec train --nproc N`; the curve holds rank 0's timings."""
+    """The same training under `mtlrec train --nproc N`; rank 0 writes the timings."""
     raw = yaml.safe_load(Path(args.params).read_text())
     raw["model"]["bottom"] = bottom
     raw["train"].update({"epochs": args.epochs, "patience": args.epochs})
@@ -58,11 +58,12 @@ def time_torchrun(args: argparse.Namespace, bottom: str, data: Path, work: Path)
     out = work / f"{bottom}-ddp"
     command = [sys.executable, "-m", "mtlrec.cli", "--params", str(params), "train"]
     command += ["--data", str(data), "--out", str(out), "--cache", str(args.cache)]
-    subprocess.run([*command, "--nproc", str(args.nproc)], check=True, capture_output=True)
+    timings = work / f"{bottom}-ddp-timings.json"
+    command += ["--timings", str(timings), "--nproc", str(args.nproc)]
+    subprocess.run(command, check=True, capture_output=True)
     summary = json.loads((out / "train_summary.json").read_text())
-    curve = [line.split(",") for line in (out / "training_curve.csv").read_text().splitlines()]
-    seconds_at = curve[0].index("train_seconds")
-    seconds = sum(float(row[seconds_at]) for row in curve[1:]) / (len(curve) - 1)
+    epochs = json.loads(timings.read_text())["epochs"]  # rank 0's wall-clock seconds per epoch
+    seconds = sum(row["train_seconds"] for row in epochs) / len(epochs)
     return {
         "bottom": bottom,
         "processes": args.nproc,
