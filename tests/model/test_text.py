@@ -91,3 +91,33 @@ def test_minilm_sentence_embeddings(tmp_path: Path) -> None:
     assert vectors.shape == (3, 384)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
+
+
+def test_batches_hold_one_token_count_within_the_budget(tiny_encoder: text.TextEncoder) -> None:
+    lengths = [3, 5, 3, 16, 3, 5, 3, 3, 3]
+    batches = tiny_encoder.batches(lengths)  # budget: batch_size 4 x max_length 16 = 64 tokens
+    assert sorted(int(row) for rows in batches for row in rows) == list(range(len(lengths)))
+    for rows in batches:
+        assert len({lengths[row] for row in rows}) == 1  # no padding
+        assert len(rows) * lengths[rows[0]] <= 64
+    assert [len(rows) for rows in batches] == [6, 2, 1]  # six 3-token texts fit in one batch
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_embed_matches_one_padded_batch(threads: int) -> None:
+    """Unpadded, token-sorted batches (and worker threads) give the padded batch's embeddings."""
+    encoder = build_text_encoder(plain_text(encoder="minilm", max_length=8, batch_size=2))
+    texts = ["mug", "red mug", "a red mug", "red mug", "blue ceramic coffee mug with a handle"]
+    texts += ["stainless steel kettle for the gas stove, 1.7 litres", "lamp", "desk lamp"]
+    with torch.inference_mode():
+        expected = encoder(*encoder.tokenize(texts)).numpy()  # (N, D), padded to the longest
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        vectors = encoder.embed(texts)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.get_num_threads() == before
+    cosine = (vectors * expected).sum(axis=1)  # both unit norm
+    assert cosine.min() >= 0.9999
+    assert encoder.embed([]).shape == (0, 384)

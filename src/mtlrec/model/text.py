@@ -13,7 +13,8 @@ import os
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -88,20 +89,68 @@ class TextEncoder(nn.Module):
         pooled = summed / mask.sum(dim=1).clamp(min=1e-9)  # (U, H)
         return F.normalize(pooled, p=2, dim=-1)  # (U, H), unit norm
 
-    @torch.no_grad()
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Each text's token ids, truncated to max_length, unpadded (the fast tokenizer, once)."""
+        return self.tokenizer(list(texts), truncation=True, max_length=self.cfg.max_length)[
+            "input_ids"
+        ]
+
+    def batches(self, lengths: Sequence[int]) -> list[np.ndarray]:
+        """Row indices in batches of one token count each, so no batch holds any padding.
+
+        A count's rows are split evenly into the fewest batches of at most batch_size x
+        max_length tokens: short texts come in larger batches (larger matrix products) under the
+        memory ceiling of batch_size texts at max_length.
+        """
+        budget = self.cfg.batch_size * self.cfg.max_length
+        by_length: dict[int, list[int]] = {}
+        for row, length in enumerate(lengths):
+            by_length.setdefault(length, []).append(row)
+        batches: list[np.ndarray] = []
+        for length, rows in sorted(by_length.items()):
+            per_batch = max(1, budget // length)
+            batches += np.array_split(np.array(rows), -(-len(rows) // per_batch))
+        return batches
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Encode non-empty strings in eval mode; sorted by length so batches pad little."""
+        """Encode non-empty strings in eval mode: tokenized once, in unpadded batches."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
         was_training = self.training
         self.eval()
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        step = self.cfg.batch_size
-        for start in range(0, len(order), step):
-            rows = order[start : start + step]
-            ids, mask = self.tokenize([texts[i] for i in rows])
-            out[rows] = self(ids, mask).numpy()  # (b, H)
+        ids = self.token_ids(texts)
+        batches = self.batches([len(row) for row in ids])
+
+        def encode(rows: np.ndarray) -> None:
+            with torch.inference_mode():
+                batch = torch.tensor([ids[i] for i in rows])  # (b, L), all of one length
+                out[rows] = self(batch, torch.ones_like(batch)).numpy()  # (b, H)
+
+        run_in_threads(encode, sorted(batches, key=lambda rows: -len(rows) * len(ids[rows[0]])))
         self.train(was_training)
         return out
+
+
+def run_in_threads(work: Callable[[np.ndarray], None], batches: list[np.ndarray]) -> None:
+    """`work` on each batch (the largest first), over torch's intra-op thread count of threads.
+
+    Each thread runs single-threaded ops (torch releases the GIL), so the many small ops of a
+    batch of short texts (attention over 8 tokens, layer norms, GELU) wait at no barrier between
+    cores, and a core taken by another process delays one batch instead of every op. torch's
+    thread count is 1 meanwhile, restored after.
+    """
+    threads = torch.get_num_threads()
+    if threads == 1 or len(batches) == 1:
+        for rows in batches:
+            work(rows)
+        return
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(work, batches))
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _load_bert(cfg: TextConfig) -> tuple[nn.Module, object]:
