@@ -38,6 +38,9 @@ def tiny_raw_params(**overrides: dict) -> dict:
     raw["simulate"]["preset"] = "tiny"
     # A tiny shop's online test needs no 4,000 sessions (5 s of every tiny pipeline run).
     raw["online_test"]["sessions"] = 1000
+    # A tiny shop has a few thousand training rows: at the default 1,024 rows a step, one epoch
+    # is a handful of steps and the model loses the online test to the popularity ranker.
+    raw["train"].update(batch_size=512, lr=0.002)
     for section, values in overrides.items():
         raw[section] = {**raw.get(section, {}), **values}
     return raw
