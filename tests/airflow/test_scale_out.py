@@ -93,7 +93,9 @@ def celery_run(tmp_path_factory: pytest.TempPathFactory, servers: None) -> Itera
         airflow.wait_until_up()
         airflow.wait_for_dag(DAG)
         airflow.unpause(DAG)
-        run_id = airflow.trigger(DAG, {"epochs": 1, "bottom": "mmoe"})
+        # Three epochs: a tiny shop gives a handful of steps an epoch, and the first run is
+        # promoted only if its model beats the popularity ranker in the online test.
+        run_id = airflow.trigger(DAG, {"epochs": 3, "bottom": "mmoe"})
         state = airflow.wait_for_run(DAG, run_id, timeout=900)
         found = airflow.api("GET", f"dags/{DAG}/dagRuns/{quote(run_id, safe='')}/taskInstances")
         ran = sum(1 for ti in found["task_instances"] if ti["state"] == "success")
