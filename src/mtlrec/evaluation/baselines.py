@@ -15,26 +15,23 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 
 from mtlrec.config import BaselinesConfig, EvaluateConfig, ModelConfig, TrainConfig
 from mtlrec.evaluation.evaluate import task_metrics, with_truth, write_metrics
 from mtlrec.evaluation.metrics import Metrics, fmt
 from mtlrec.features.dataset import labelled_tasks
 from mtlrec.model.predict import predict
-from mtlrec.training import train
+from mtlrec.training import distributed, train
 
-COUNTS = ("rows", "positives")
+COUNTS = ("rows", "positives")  # sizes, not metrics: left out of the comparison
 # Rows each baseline trains on, relatively: ctr every impression; relevance the judgements; cvr
 # the clicked impressions.
 TRAIN_COST = {"ctr": 3, "relevance": 2, "cvr": 1}
-PARALLEL_MIN_ROWS = 50_000  # sizes, not metrics: left out of the comparison
 Comparison = dict[str, dict[str, dict[str, float | None]]]
 
 
@@ -108,12 +105,10 @@ def train_all(
 
 
 def worker_count(data: Path) -> int:
-    """Processes for the baselines: one per `train.thread_count()` cores, or one for a small
-    training split, where starting a process (~4 s of imports) costs more than it saves."""
-    rows = pq.read_metadata(Path(data) / "train.parquet").num_rows
-    if rows < PARALLEL_MIN_ROWS:
-        return 1
-    return max(1, len(os.sched_getaffinity(0)) // train.thread_count())
+    """Processes for the baselines: the rule data-parallel training follows (one per
+    `train.thread_count()` cores, or one for a small training split, where starting a process
+    costs more than it saves)."""
+    return distributed.auto_processes(Path(data) / "train.parquet")
 
 
 def train_one(
