@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mtlrec.model.layers import ExpertBank
+from mtlrec.model.layers import ExpertBank, relu_dropout
 from mtlrec.model.mmoe import MMoE, mix_experts
 from mtlrec.model.ple import PLE
 from mtlrec.model.shared_bottom import SharedBottom
@@ -47,6 +47,48 @@ def test_ple_gate_sees_own_and_shared_experts_only() -> None:
     ple = PLE(IN_DIM, 3, 2, expert_dims=(4, 4), n_tasks=3, dropout=0, read_only=[1])
     assert (ple.experts.n, ple.read_only_experts.n) == (2 + 3 * 2, 3)
     assert [out.shape for out in ple(torch.randn(BATCH, IN_DIM))] == [(BATCH, 4)] * 3
+
+
+@pytest.mark.parametrize("read_only", [(), (1,), (0, 2)])
+def test_ple_mixes_each_task_s_own_and_the_shared_experts(read_only: tuple[int, ...]) -> None:
+    """The placement-matrix mix equals the textbook one: a softmax over [own, shared] experts."""
+    torch.manual_seed(0)
+    k, n_shared = 3, 2
+    ple = PLE(IN_DIM, k, n_shared, expert_dims=(4,), n_tasks=3, dropout=0, read_only=read_only)
+    x = torch.randn(BATCH, IN_DIM)
+    bank = ple.experts(x)
+    readers = [t for t in range(3) if t in read_only]
+    read_bank = ple.read_only_experts(x) if readers else None
+    writers = [t for t in range(3) if t not in read_only]
+    for t, out in enumerate(ple(x)):
+        if t in read_only:
+            r = readers.index(t)
+            own = read_bank[:, r * k : (r + 1) * k]
+        else:
+            w = writers.index(t)
+            own = bank[:, n_shared + w * k : n_shared + (w + 1) * k]
+        candidates = torch.cat([own, bank[:, :n_shared]], dim=1)
+        expected = mix_experts(ple.gates[t](x), candidates)
+        torch.testing.assert_close(out, expected)
+
+
+def test_relu_dropout_is_relu_then_dropout() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(200_000, requires_grad=True)
+    out = relu_dropout(x, 0.25, training=True)
+    passed = out != 0
+    positive = x.detach() > 0
+    assert not (passed & ~positive).any()  # only positive units pass
+    rate = passed.sum().item() / positive.sum().item()
+    assert abs(rate - 0.75) < 0.005  # kept with probability 1 - p
+    torch.testing.assert_close(out[passed], x.detach()[passed] / 0.75)  # scaled by 1 / (1 - p)
+    out.sum().backward()
+    torch.testing.assert_close(x.grad, passed.float() / 0.75)  # the gradient of the same mask
+    assert torch.equal(relu_dropout(x, 0.25, training=False), torch.relu(x))
+    torch.manual_seed(1)
+    first = relu_dropout(x, 0.25, training=True)
+    torch.manual_seed(1)
+    assert torch.equal(first, relu_dropout(x, 0.25, training=True))  # the global RNG decides
 
 
 def test_an_expert_bank_computes_each_expert_as_its_own_mlp() -> None:

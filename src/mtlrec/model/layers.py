@@ -8,22 +8,51 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+# Dropout keeps a unit when a random 16-bit draw is at or above round(p * 2^16) - 2^15: four
+# draws from one 64-bit word of torch's generator, so the rate is p to within 2^-17.
+_DRAWS_PER_WORD = 4
+_DRAW_RANGE = 1 << 16
+
+
+def _keep_mask(shape: torch.Size, p: float) -> torch.Tensor:
+    """A bool tensor of `shape`, each entry True with probability 1 - p (torch's global RNG).
+
+    Why not `torch.bernoulli`: on CPU it draws a double per element, 11-14% of a training
+    step of this model; a 64-bit word per four elements costs a fraction of that."""
+    n = math.prod(shape)
+    words = torch.empty(-(-n // _DRAWS_PER_WORD), dtype=torch.int64)
+    words.random_(-(1 << 63), (1 << 63) - 1)  # the whole int64 range: every bit random
+    threshold = round(p * _DRAW_RANGE) - _DRAW_RANGE // 2
+    return (words.view(torch.int16)[:n] >= threshold).view(shape)
+
+
+def relu_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """`dropout(relu(x), p)` as one mask and one product: a unit passes, scaled by 1 / (1 - p),
+    when it is positive and kept. The same function and gradient as ReLU then `nn.Dropout`,
+    with a cheaper mask and two fewer passes over the activations."""
+    if not training or p == 0.0:
+        return torch.relu(x)
+    mask = (x > 0) & _keep_mask(x.shape, p)
+    return x * mask.to(x.dtype).mul_(1.0 / (1.0 - p))
+
 
 class MLP(nn.Module):
     """Linear -> ReLU -> Dropout, once per entry of `dims`; `out_dim` is the last width."""
 
     def __init__(self, in_dim: int, dims: Sequence[int], dropout: float) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
+        self.layers = nn.ModuleList()
         width = in_dim
         for dim in dims:
-            layers += [nn.Linear(width, dim), nn.ReLU(), nn.Dropout(dropout)]
+            self.layers.append(nn.Linear(width, dim))
             width = dim
-        self.net = nn.Sequential(*layers)
+        self.dropout = dropout
         self.out_dim = width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)  # (B, in_dim) -> (B, out_dim)
+        for layer in self.layers:
+            x = relu_dropout(layer(x), self.dropout, self.training)
+        return x  # (B, in_dim) -> (B, out_dim)
 
 
 class ExpertBank(nn.Module):
@@ -43,7 +72,7 @@ class ExpertBank(nn.Module):
             self.weights.append(nn.Parameter(torch.empty(n, width, dim).uniform_(-bound, bound)))
             self.biases.append(nn.Parameter(torch.empty(n, dim).uniform_(-bound, bound)))
             width = dim
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = dropout
         self.out_dim = width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -55,5 +84,5 @@ class ExpertBank(nn.Module):
                 h = torch.addmm(bias.reshape(-1), x, flat).view(x.shape[0], self.n, -1)
             else:
                 h = torch.einsum("bni,nio->bno", h, weight) + bias
-            h = self.dropout(torch.relu(h))
+            h = relu_dropout(h, self.dropout, self.training)
         return h

@@ -17,8 +17,16 @@ from mtlrec.model.layers import ExpertBank
 
 def mix_experts(gate_logits: torch.Tensor, expert_out: torch.Tensor) -> torch.Tensor:
     """Gate-weighted sum of expert outputs: (B, E) logits, (B, E, D) outputs -> (B, D)."""
-    weights = torch.softmax(gate_logits, dim=-1).unsqueeze(-1)  # (B, E, 1)
-    return (weights * expert_out).sum(dim=1)  # (B, D)
+    weights = torch.softmax(gate_logits, dim=-1).unsqueeze(1)  # (B, 1, E)
+    return torch.bmm(weights, expert_out).squeeze(1)  # (B, D)
+
+
+def mix_tasks(gate_logits: list[torch.Tensor], expert_out: torch.Tensor) -> list[torch.Tensor]:
+    """Several tasks' mixes of the same experts as one batched product: T x (B, E) logits,
+    (B, E, D) outputs -> T x (B, D). The experts' gradient then comes from one product
+    instead of a sum of T elementwise ones."""
+    weights = torch.softmax(torch.stack(gate_logits, dim=1), dim=-1)  # (B, T, E)
+    return list(torch.bmm(weights, expert_out).unbind(1))  # T x (B, D)
 
 
 class MMoE(nn.Module):
@@ -41,10 +49,15 @@ class MMoE(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         experts = self.experts(x)  # (B, E, D)
-        outputs = []
-        for t, gate in enumerate(self.gates):
-            if t in self.read_only:
-                outputs.append(mix_experts(gate(x.detach()), experts.detach()))
-            else:
-                outputs.append(mix_experts(gate(x), experts))  # (B, D)
-        return outputs  # n_tasks x (B, D)
+        tasks = range(len(self.gates))
+        writers = [t for t in tasks if t not in self.read_only]
+        readers = [t for t in tasks if t in self.read_only]
+        outputs: dict[int, torch.Tensor] = {}
+        if writers:
+            mixed = mix_tasks([self.gates[t](x) for t in writers], experts)
+            outputs |= dict(zip(writers, mixed, strict=True))
+        if readers:
+            seen = x.detach()
+            mixed = mix_tasks([self.gates[t](seen) for t in readers], experts.detach())
+            outputs |= dict(zip(readers, mixed, strict=True))
+        return [outputs[t] for t in tasks]  # n_tasks x (B, D)

@@ -14,7 +14,15 @@ import torch
 from torch import nn
 
 from mtlrec.model.layers import ExpertBank
-from mtlrec.model.mmoe import mix_experts
+
+
+def _placement(columns: list[list[int]], n_experts: int) -> torch.Tensor:
+    """(T, G, E) 0/1: gate output g of task t weighs expert `columns[t][g]` of a bank of E."""
+    placement = torch.zeros(len(columns), len(columns[0]) if columns else 0, n_experts)
+    for t, task_columns in enumerate(columns):
+        for g, expert in enumerate(task_columns):
+            placement[t, g, expert] = 1.0
+    return placement
 
 
 class PLE(nn.Module):
@@ -42,33 +50,55 @@ class PLE(nn.Module):
         self.n_task_experts, self.n_shared_experts = n_task_experts, n_shared_experts
         writers = [t for t in range(n_tasks) if t not in self.read_only]
         readers = [t for t in range(n_tasks) if t in self.read_only]
-        # Where each task's own experts sit: (bank, first index) with bank 0 the writing one.
-        self.own = {t: (0, n_shared_experts + i * n_task_experts) for i, t in enumerate(writers)}
-        self.own |= {t: (1, i * n_task_experts) for i, t in enumerate(readers)}
         n_writing = n_shared_experts + n_task_experts * len(writers)
+        n_read = n_task_experts * len(readers)
         self.experts = ExpertBank(in_dim, n_writing, expert_dims, dropout)
         self.read_only_experts = (
-            ExpertBank(in_dim, n_task_experts * len(readers), expert_dims, dropout)
-            if readers
-            else None
+            ExpertBank(in_dim, n_read, expert_dims, dropout) if readers else None
         )
         n_gated = n_task_experts + n_shared_experts
         self.gates = nn.ModuleList(nn.Linear(in_dim, n_gated) for _ in range(n_tasks))
         self.out_dim = self.experts.out_dim
+        self.writers, self.readers = writers, readers
+        # A gate's outputs weigh its task's own experts, then the shared ones. Each group of
+        # tasks mixes one whole bank with 0/1 placements (zero weight on the experts a task
+        # does not see): one batched product, and no slice of the bank whose gradient would be
+        # a zero-filled copy of it. The writing bank holds the shared experts, then each
+        # writer's; the readers' bank their own experts, then the (detached) shared ones.
+        k, n_shared = n_task_experts, n_shared_experts
+        shared = list(range(n_shared))
+        write_columns = [
+            [*range(n_shared + i * k, n_shared + (i + 1) * k), *shared] for i in range(len(writers))
+        ]
+        read_columns = [
+            [*range(r * k, (r + 1) * k), *(n_read + e for e in shared)] for r in range(len(readers))
+        ]
+        self.register_buffer(
+            "write_placement", _placement(write_columns, n_writing), persistent=False
+        )
+        self.register_buffer(
+            "read_placement", _placement(read_columns, n_read + n_shared), persistent=False
+        )
+
+    @staticmethod
+    def _mix(logits: list[torch.Tensor], placement: torch.Tensor, bank: torch.Tensor) -> list:
+        """T x (B, G) gate logits over (B, E, D) experts -> T x (B, D)."""
+        weights = torch.softmax(torch.stack(logits, dim=1), dim=-1)  # (B, T, G)
+        weights = torch.einsum("btg,tge->bte", weights, placement)  # (B, T, E)
+        return list(torch.bmm(weights, bank).unbind(1))  # T x (B, D)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        banks = [self.experts(x)]  # (B, S + K * writers, D)
+        bank = self.experts(x)  # (B, S + K * writers, D)
+        outputs: dict[int, torch.Tensor] = {}
+        if self.writers:
+            logits = [self.gates[t](x) for t in self.writers]
+            mixed = self._mix(logits, self.write_placement, bank)
+            outputs |= dict(zip(self.writers, mixed, strict=True))
         if self.read_only_experts is not None:
-            banks.append(self.read_only_experts(x.detach()))  # (B, K * readers, D)
-        shared = banks[0][:, : self.n_shared_experts]  # (B, S, D)
-        outputs = []
-        for t, gate in enumerate(self.gates):
-            bank, first = self.own[t]
-            own = banks[bank][:, first : first + self.n_task_experts]  # (B, K, D)
-            if t in self.read_only:
-                reads, seen = x.detach(), shared.detach()
-            else:
-                reads, seen = x, shared
-            candidates = torch.cat([own, seen], dim=1)  # (B, K + S, D)
-            outputs.append(mix_experts(gate(reads), candidates))  # (B, D)
-        return outputs  # n_tasks x (B, D)
+            seen = x.detach()
+            shared = bank[:, : self.n_shared_experts].detach()  # read, never written
+            candidates = torch.cat([self.read_only_experts(seen), shared], dim=1)  # (B, K*R+S, D)
+            logits = [self.gates[t](seen) for t in self.readers]
+            mixed = self._mix(logits, self.read_placement, candidates)
+            outputs |= dict(zip(self.readers, mixed, strict=True))
+        return [outputs[t] for t in range(len(self.gates))]  # n_tasks x (B, D)

@@ -23,7 +23,7 @@ from mtlrec.model.text import encoder_id
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 SPEC_FILE = "feature_spec.json"
-FORMAT_VERSION = 2  # 2: the bottoms' experts are one ExpertBank each
+FORMAT_VERSION = 3  # 2: the bottoms' experts are one ExpertBank each; 3: MLP layers a ModuleList
 PREDICT_BATCH = 8192
 
 

@@ -184,9 +184,19 @@ def thread_count() -> int:
 
 @contextmanager
 def deterministic(seed: int) -> Iterator[None]:
-    """Fixed seeds, deterministic kernels and a fixed thread count; restored afterwards."""
-    previous = (torch.are_deterministic_algorithms_enabled(), torch.get_num_threads())
+    """Fixed seeds, deterministic kernels and a fixed thread count; restored afterwards.
+
+    Deterministic mode would also fill every new tensor with NaN (a pass over each activation
+    and gradient buffer, to expose reads of uninitialised memory); the model reads none, so
+    that fill is off."""
+    fill = torch.utils.deterministic  # type: ignore[attr-defined]
+    previous = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.get_num_threads(),
+        fill.fill_uninitialized_memory,
+    )
     torch.use_deterministic_algorithms(True)
+    fill.fill_uninitialized_memory = False
     torch.set_num_threads(thread_count())
     random.seed(seed)
     np.random.seed(seed)
@@ -196,6 +206,7 @@ def deterministic(seed: int) -> Iterator[None]:
     finally:
         torch.use_deterministic_algorithms(previous[0])
         torch.set_num_threads(previous[1])
+        fill.fill_uninitialized_memory = previous[2]
 
 
 def set_learning_rate(optimizer: torch.optim.Optimizer, cfg: TrainConfig, progress: float) -> None:
