@@ -181,6 +181,8 @@ def _train(args: argparse.Namespace, params: Params) -> object:
     from mtlrec.features.dataset import trainable
     from mtlrec.training import distributed, train
 
+    if args.baselines is not None:
+        return _train_with_baselines(args, params)
     nproc = args.nproc or distributed.auto_processes(args.data / "train.parquet")
     if nproc > 1 and not distributed.is_worker():  # re-run this command under torchrun
         argv = ["--params", str(args.params), "train", "--data", str(args.data)]
@@ -205,6 +207,22 @@ def _train(args: argparse.Namespace, params: Params) -> object:
     return result if distributed.rank() == 0 else None
 
 
+def _train_with_baselines(args: argparse.Namespace, params: Params) -> object:
+    """The challenger and the single-task baselines, one process each (`training/jobs.py`)."""
+    from mtlrec.features.dataset import labelled, trainable
+    from mtlrec.training import distributed, jobs
+
+    model, narrowed = trainable(params.model, args.data)
+    if narrowed:
+        print(narrowed)
+    tasks = labelled(params.baselines.tasks, args.data)
+    work = [jobs.Job(model, args.out, args.checkpoints, timings=args.timings)]
+    work += jobs.baseline_jobs(tasks, params.model, args.baselines, args.baseline_checkpoints)
+    workers = args.nproc or distributed.auto_processes(args.data / "train.parquet")
+    jobs.train_all(work, params.train, args.data, args.cache, workers)
+    return None  # each job printed its result
+
+
 def _evaluate(args: argparse.Namespace, params: Params) -> object:
     from mtlrec.evaluation import evaluate
     from mtlrec.evaluation.metrics import metrics_table
@@ -226,9 +244,8 @@ def _baselines(args: argparse.Namespace, params: Params) -> object:
         challenger_metrics=args.metrics,
         out=args.out,
         comparison=args.comparison,
-        checkpoints=args.checkpoints,
     )
-    return baselines.run(params.model, params.train, params.evaluate, params.baselines, paths)
+    return baselines.run(params.evaluate, params.baselines, paths)
 
 
 def _online_test(args: argparse.Namespace, params: Params) -> object:
@@ -454,7 +471,7 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "train",
-        "Train the multi-task model.",
+        "Train the multi-task model (and, with --baselines, the single-task baselines).",
         _train,
         (
             TRAINING,
@@ -463,16 +480,38 @@ STAGES: tuple[Stage, ...] = (
             _a("--checkpoints", L.checkpoints / "train", "state", "resumable checkpoints"),
             _a("--timings", L.timings / "train.json", "state", "wall-clock timings"),
             _a(
+                "--baselines",
+                None,
+                "out",
+                "also train the single-task baselines (baselines.tasks) here, one model per "
+                "task, each in a process of its own beside the challenger's",
+                dvc_value=str(L.baseline_models),
+            ),
+            _a(
+                "--baseline-checkpoints",
+                None,
+                "state",
+                "the baselines' resumable checkpoints (default: beside --baselines)",
+                dvc_value=str(L.checkpoints / "baselines"),
+            ),
+            _a(
                 "--nproc",
                 0,
                 "option",
-                "data-parallel processes (torchrun, gloo on CPU); 0: one per "
-                "`train.thread_count()` cores for a training split of 200,000 rows or more",
+                "processes: with --baselines, models trained at once (one process each); "
+                "without, data-parallel processes of the challenger (torchrun, gloo on CPU); "
+                "0: one per `train.thread_count()` cores for a training split of 200,000 rows "
+                "or more",
                 type=int,
             ),  # fmt: skip
         ),
-        code=("mtlrec.training.train", "mtlrec.training.distributed", "mtlrec.features.dataset"),
-        params=("model", "train"),
+        code=(
+            "mtlrec.training.train",
+            "mtlrec.training.jobs",
+            "mtlrec.training.distributed",
+            "mtlrec.features.dataset",
+        ),
+        params=("model", "train", "baselines.tasks"),
     ),
     Stage(
         "evaluate",
@@ -491,20 +530,19 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "baselines",
-        "Single-task baselines on the same data; multi vs single vs oracle.",
+        "Score the single-task baselines (the train stage trains them); multi vs single vs oracle.",
         _baselines,
         (
             TRAINING,
             TRUTH,
             CACHE,
-            _a("--models", L.baseline_models, "out", "one model per task"),
+            _a("--models", L.baseline_models, "dep", "one model per task (mtlrec train)"),
             _a("--metrics", L.challenger_metrics, "dep", "the multi-task model's metrics"),
             _a("--out", L.baselines_metrics, "metric", "the baselines' metrics"),
             _a("--comparison", L.comparison_metrics, "metric", "multi vs single vs oracle"),
-            _a("--checkpoints", L.checkpoints / "baselines", "state", "resumable checkpoints"),
         ),
         code=("mtlrec.evaluation.baselines",),
-        params=("model", "train", "evaluate", "baselines"),
+        params=("evaluate", "baselines"),
     ),
     Stage(
         "online-test",

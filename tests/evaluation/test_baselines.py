@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 
 from mtlrec.config import BaselinesConfig, EvaluateConfig
 from mtlrec.evaluation import baselines, evaluate
 from mtlrec.evaluation.baselines import BaselinePaths, compare, comparison_table
 from mtlrec.model.predict import load
+from mtlrec.training import jobs
 from tests.evaluation.test_evaluate import MODEL, TRAIN, workspace  # noqa: F401 (fixture)
 
 
@@ -38,7 +38,11 @@ def test_baselines_stage_end_to_end(workspace: dict[str, Path], tmp_path: Path) 
         challenger_metrics=challenger, out=tmp_path / "baselines.json",
         comparison=tmp_path / "comparison.json",
     )  # fmt: skip
-    outcome = baselines.run(MODEL, TRAIN, EvaluateConfig(), BaselinesConfig(), paths)
+    with pytest.raises(FileNotFoundError, match=r"no baseline model for \['ctr', 'cvr', 'rel"):
+        baselines.run(EvaluateConfig(), BaselinesConfig(), paths)  # the train stage trains them
+    work = jobs.baseline_jobs(("ctr", "cvr", "relevance"), MODEL, paths.models)
+    jobs.train_all(work, TRAIN, w["data"], w["cache"], workers=1)
+    outcome = baselines.run(EvaluateConfig(), BaselinesConfig(), paths)
     assert sorted(p.name for p in paths.models.iterdir()) == ["ctr", "cvr", "relevance"]
     assert [load(paths.models / task).outputs for task in ("ctr", "cvr", "relevance")] == [
         ["p_ctr"], ["p_cvr"], ["relevance"],
@@ -55,30 +59,3 @@ def test_baselines_stage_end_to_end(workspace: dict[str, Path], tmp_path: Path) 
     pd.testing.assert_series_equal(
         scored["p_ctcvr"], scored["p_ctr"] * scored["p_cvr"], check_names=False
     )
-
-
-def test_baselines_in_parallel_processes_match_sequential_ones(
-    workspace: dict[str, Path],  # noqa: F811
-    tmp_path: Path,
-    capfd: pytest.CaptureFixture[str],
-) -> None:
-    w = workspace
-    states = {}
-    for workers in (1, 2):
-        paths = BaselinePaths(
-            data=w["data"], truth=None, cache=w["cache"], models=tmp_path / f"models{workers}",
-            challenger_metrics=tmp_path / "unused.json", out=tmp_path / "unused.json",
-            comparison=tmp_path / "unused.json", checkpoints=tmp_path / f"ckpt{workers}",
-        )  # fmt: skip
-        baselines.train_all(("cvr", "ctr"), MODEL, TRAIN, paths, workers=workers)
-        states[workers] = {t: load(paths.models / t).model.state_dict() for t in ("ctr", "cvr")}
-    for task in ("ctr", "cvr"):
-        assert states[1][task].keys() == states[2][task].keys()
-        for name, value in states[1][task].items():
-            assert torch.equal(value, states[2][task][name]), (task, name)
-    log = capfd.readouterr().out  # the spawned workers' lines name their model
-    assert "baseline ctr: epoch 1/" in log and "baseline cvr: trained" in log
-
-
-def test_small_data_trains_baselines_in_this_process(workspace: dict[str, Path]) -> None:  # noqa: F811
-    assert baselines.worker_count(workspace["data"]) == 1

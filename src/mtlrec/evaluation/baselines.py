@@ -1,5 +1,6 @@
 """Single-task baselines: the multi-task model's architecture, trained on one task each.
 
+The `train` stage trains them beside the challenger (`training/jobs.py`); this stage scores them.
 Same features, same params (`model`, `train`), same train/valid/test splits; only `tasks` differs:
 - `ctr`: click on every impression;
 - `cvr`: purchase given click, trained on the clicked impressions only: the classic CVR model,
@@ -14,24 +15,18 @@ single-task and oracle side by side, per task and metric.
 from __future__ import annotations
 
 import json
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from mtlrec.config import BaselinesConfig, EvaluateConfig, ModelConfig, TrainConfig
+from mtlrec.config import BaselinesConfig, EvaluateConfig
 from mtlrec.evaluation.evaluate import task_metrics, with_truth, write_metrics
 from mtlrec.evaluation.metrics import Metrics, fmt
-from mtlrec.features.dataset import labelled_tasks
+from mtlrec.features.dataset import labelled
 from mtlrec.model.predict import predict
-from mtlrec.training import distributed, train
 
 COUNTS = ("rows", "positives")  # sizes, not metrics: left out of the comparison
-# Rows each baseline trains on, relatively: ctr every impression; relevance the judgements; cvr
-# the clicked impressions.
-TRAIN_COST = {"ctr": 3, "relevance": 2, "cvr": 1}
 Comparison = dict[str, dict[str, dict[str, float | None]]]
 
 
@@ -40,11 +35,10 @@ class BaselinePaths:
     data: Path
     truth: Path | None
     cache: Path
-    models: Path  # one model folder per baseline task
+    models: Path  # one model folder per baseline task (the train stage writes them)
     challenger_metrics: Path  # the multi-task model's metrics (evaluate stage)
     out: Path  # baselines' metrics
     comparison: Path
-    checkpoints: Path | None = None  # resumable checkpoints, one folder per baseline task
 
 
 @dataclass(frozen=True)
@@ -56,17 +50,16 @@ class BaselinesOutcome:
         return comparison_table(self.comparison)
 
 
-def run(
-    model_cfg: ModelConfig,
-    train_cfg: TrainConfig,
-    evaluation: EvaluateConfig,
-    cfg: BaselinesConfig,
-    paths: BaselinePaths,
-) -> BaselinesOutcome:
-    """Train every baseline of `cfg.tasks` that the data has labels for, score them on the
-    test split, compare."""
-    tasks = tuple(task for task in cfg.tasks if task in labelled_tasks(paths.data))
-    train_all(tasks, model_cfg, train_cfg, paths)
+def run(evaluation: EvaluateConfig, cfg: BaselinesConfig, paths: BaselinePaths) -> BaselinesOutcome:
+    """Score the baselines of `cfg.tasks` that the data has labels for (trained by the `train`
+    stage, `training/jobs.py`) on the test split, compare them with the challenger."""
+    tasks = labelled(cfg.tasks, paths.data)
+    missing = [task for task in tasks if not (paths.models / task).is_dir()]
+    if missing:
+        raise FileNotFoundError(
+            f"no baseline model for {missing} in {paths.models}: the train stage trains them "
+            "(mtlrec train --baselines)"
+        )
     scored = score_baselines(tasks, paths)
     report = task_metrics(scored, evaluation.ndcg_k)
     write_metrics(report, paths.out)
@@ -75,58 +68,6 @@ def run(
     paths.comparison.parent.mkdir(parents=True, exist_ok=True)
     paths.comparison.write_text(json.dumps(comparison, indent=2, sort_keys=True) + "\n")
     return BaselinesOutcome(report, comparison)
-
-
-def train_all(
-    tasks: tuple[str, ...],
-    model_cfg: ModelConfig,
-    train_cfg: TrainConfig,
-    paths: BaselinePaths,
-    workers: int | None = None,
-) -> None:
-    """One model per task, in `workers` parallel processes (default: `worker_count`).
-
-    The training loop runs on one or two threads; more threads in one process spin-wait on a busy
-    machine, while separate processes use the cores without waiting on each other. The biggest
-    task (ctr, every impression) starts first so the smaller ones share the other core. Each
-    model is seeded as in a sequential run, so the models are the same either way.
-    """
-    jobs = sorted(tasks, key=lambda task: TRAIN_COST.get(task, 0), reverse=True)
-    workers = min(len(jobs), worker_count(paths.data) if workers is None else workers)
-    if workers <= 1:
-        for task in jobs:
-            train_one(task, model_cfg, train_cfg, paths)
-        return
-    context = multiprocessing.get_context("spawn")  # no fork of a process with OpenMP threads
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        futures = [pool.submit(train_one, t, model_cfg, train_cfg, paths) for t in jobs]
-        for future in futures:
-            future.result()  # a failed baseline fails the stage with its own error
-
-
-def worker_count(data: Path) -> int:
-    """Processes for the baselines: the rule data-parallel training follows (one per
-    `train.thread_count()` cores, or one for a small training split, where starting a process
-    costs more than it saves)."""
-    return distributed.auto_processes(Path(data) / "train.parquet")
-
-
-def train_one(
-    task: str, model_cfg: ModelConfig, train_cfg: TrainConfig, paths: BaselinePaths
-) -> None:
-    single = model_cfg.model_copy(update={"tasks": (task,), "read_only_tasks": ()})
-    # Outside the stage's outputs, which DVC deletes before a rerun: resumable after a kill.
-    checkpoints = paths.checkpoints or paths.models.with_name(f".{paths.models.name}.ckpt")
-    result = train.run(
-        single,
-        train_cfg,
-        paths.data,
-        paths.models / task,
-        paths.cache,
-        checkpoints=checkpoints / task,
-        label=f"baseline {task}",
-    )
-    print(f"baseline {task}: {result}", flush=True)
 
 
 def score_baselines(tasks: tuple[str, ...], paths: BaselinePaths) -> pd.DataFrame:

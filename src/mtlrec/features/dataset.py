@@ -182,10 +182,16 @@ def labelled_tasks(data_dir: Path) -> set[str]:
     return tasks | ({"relevance"} if "judgment" in kinds else set())
 
 
+def labelled(tasks: tuple[str, ...], data_dir: Path) -> tuple[str, ...]:
+    """The tasks of `tasks` that the training split has labels for, in their order."""
+    have = labelled_tasks(Path(data_dir))
+    return tuple(task for task in tasks if task in have)
+
+
 def trainable(model: ModelConfig, data_dir: Path) -> tuple[ModelConfig, str | None]:
     """The model config restricted to the configured tasks that the data has labels for, and
     a note saying which were dropped (None when none was)."""
-    tasks = tuple(task for task in model.tasks if task in labelled_tasks(data_dir))
+    tasks = labelled(model.tasks, data_dir)
     if not tasks:
         raise ValueError(f"the training set has labels for none of the tasks {list(model.tasks)}")
     note = None

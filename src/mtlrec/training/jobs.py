@@ -1,0 +1,91 @@
+"""Several models of one training set trained at once, one process each.
+
+The `train` stage trains the multi-task challenger and the single-task baselines
+(`evaluation/baselines.py` scores them): four models of the same data and params. On a 2-core
+machine, one model per process on each core beats both training them one after the other and
+data-parallel training of each (two ranks of one model gain ~1.2x: every step all-reduces and
+runs half batches; two models side by side gain ~2x). The biggest job starts first, the small
+ones share the other core. Each model is seeded as when trained alone, so its weights do not
+depend on how many processes ran or in which order.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from mtlrec.config import ModelConfig, TrainConfig
+from mtlrec.training import train
+
+# The rows each single-task model trains on, relatively: ctr every impression; relevance the
+# judgements; cvr the clicked impressions. The challenger (every row, every task) is the biggest.
+BASELINE_COST = {"ctr": 3, "relevance": 2, "cvr": 1}
+CHALLENGER_COST = 10
+
+
+@dataclass(frozen=True)
+class Job:
+    """One model to train: `train.run`'s arguments besides the shared data and params."""
+
+    model: ModelConfig
+    out: Path
+    checkpoints: Path
+    label: str = ""  # prefixes the model's log lines ("" for the challenger)
+    timings: Path | None = None
+    cost: int = CHALLENGER_COST  # relative: the biggest job starts first
+
+
+def single_task(model: ModelConfig, task: str) -> ModelConfig:
+    """The challenger's architecture on one task (nothing to read from: no read-only task)."""
+    return model.model_copy(update={"tasks": (task,), "read_only_tasks": ()})
+
+
+def baseline_jobs(
+    tasks: tuple[str, ...], model: ModelConfig, models: Path, checkpoints: Path | None = None
+) -> list[Job]:
+    """A single-task model per task in `models/<task>`. Checkpoints default to a folder beside
+    `models`, outside the stage's outputs (which DVC deletes before a rerun)."""
+    root = Path(checkpoints) if checkpoints else models.with_name(f".{models.name}.ckpt")
+    return [
+        Job(
+            single_task(model, task),
+            Path(models) / task,
+            root / task,
+            label=f"baseline {task}",
+            cost=BASELINE_COST.get(task, 0),
+        )
+        for task in tasks
+    ]
+
+
+def train_all(
+    jobs: list[Job], train_cfg: TrainConfig, data: Path, cache: Path, workers: int
+) -> list[train.TrainResult]:
+    """Train every job, `workers` at a time in spawned processes (in this one for 1); the
+    results in the order of `jobs`. A failed job fails the call with its own error."""
+    order = sorted(range(len(jobs)), key=lambda i: jobs[i].cost, reverse=True)
+    workers = max(1, min(workers, len(jobs)))
+    if workers == 1:
+        done = {i: _train(jobs[i], train_cfg, data, cache) for i in order}
+        return [done[i] for i in range(len(jobs))]
+    context = multiprocessing.get_context("spawn")  # no fork of a process with OpenMP threads
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        futures = {i: pool.submit(_train, jobs[i], train_cfg, data, cache) for i in order}
+        return [futures[i].result() for i in range(len(jobs))]
+
+
+def _train(job: Job, train_cfg: TrainConfig, data: Path, cache: Path) -> train.TrainResult:
+    result = train.run(
+        job.model,
+        train_cfg,
+        data,
+        job.out,
+        cache,
+        checkpoints=job.checkpoints,
+        timings=job.timings,
+        label=job.label,
+    )
+    print(f"{job.label + ': ' if job.label else ''}{result}", flush=True)
+    return result
