@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mtlrec.config import ModelConfig, TrainConfig
+from mtlrec.model.text import build_text_encoder
 from mtlrec.training import train
+from mtlrec.training.data import load_training_data
 
 # The rows each single-task model trains on, relatively: ctr every impression; relevance the
 # judgements; cvr the clicked impressions. The challenger (every row, every task) is the biggest.
@@ -70,6 +72,12 @@ def train_all(
     if workers == 1:
         done = {i: _train(jobs[i], train_cfg, data, cache) for i in order}
         return [done[i] for i in range(len(jobs))]
+    # The texts every job reads, encoded once here first: jobs racing to encode a missing text
+    # would cache whichever batch's bits came first (see `train.run`), and the models would
+    # differ run to run. The biggest job (the challenger: every task's rows) holds the others'.
+    widest = jobs[order[0]].model
+    encoder = build_text_encoder(widest.text) if widest.text.finetune_layers else None
+    load_training_data(widest, data, cache, encoder)
     context = multiprocessing.get_context("spawn")  # no fork of a process with OpenMP threads
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         futures = {i: pool.submit(_train, jobs[i], train_cfg, data, cache) for i in order}

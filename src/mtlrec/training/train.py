@@ -427,7 +427,14 @@ def run(
         if world.is_main:
             _clear_outputs(out_dir)
         encoder = build_text_encoder(model_cfg.text) if model_cfg.text.finetune_layers else None
+        # A text missing from the cache is encoded by the first process that needs it, and the
+        # same text encoded in another batch can differ in its last bits: ranks must not race
+        # to encode it. Rank 0 loads (and encodes) first, the others read what it cached.
+        if not world.is_main:
+            world.barrier()
         data = load_training_data(model_cfg, data_dir, cache_dir, encoder)
+        if world.is_main:
+            world.barrier()
         torch.manual_seed(train_cfg.seed)  # the model's init does not depend on data loading
         model = MultiTaskModel(model_cfg, data.spec, encoder)
         model.init_output_biases(data.train.targets.priors())
