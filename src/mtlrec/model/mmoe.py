@@ -21,11 +21,18 @@ def mix_experts(gate_logits: torch.Tensor, expert_out: torch.Tensor) -> torch.Te
     return torch.bmm(weights, expert_out).squeeze(1)  # (B, D)
 
 
-def mix_tasks(gate_logits: list[torch.Tensor], expert_out: torch.Tensor) -> list[torch.Tensor]:
-    """Several tasks' mixes of the same experts as one batched product: T x (B, E) logits,
+def mix_tasks(
+    gate_logits: list[torch.Tensor],
+    expert_out: torch.Tensor,
+    placement: torch.Tensor | None = None,
+) -> list[torch.Tensor]:
+    """Several tasks' mixes of the same experts as one batched product: T x (B, G) logits,
     (B, E, D) outputs -> T x (B, D). The experts' gradient then comes from one product
-    instead of a sum of T elementwise ones."""
-    weights = torch.softmax(torch.stack(gate_logits, dim=1), dim=-1)  # (B, T, E)
+    instead of a sum of T elementwise ones. `placement` (T, G, E), 0/1, puts a task's G gate
+    outputs on the experts it sees (PLE); without it G = E."""
+    weights = torch.softmax(torch.stack(gate_logits, dim=1), dim=-1)  # (B, T, G)
+    if placement is not None:
+        weights = torch.einsum("btg,tge->bte", weights, placement)  # (B, T, E)
     return list(torch.bmm(weights, expert_out).unbind(1))  # T x (B, D)
 
 

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from mtlrec.model.layers import ExpertBank
+from mtlrec.model.mmoe import mix_tasks
 
 
 def _placement(columns: list[list[int]], n_experts: int) -> torch.Tensor:
@@ -80,25 +81,18 @@ class PLE(nn.Module):
             "read_placement", _placement(read_columns, n_read + n_shared), persistent=False
         )
 
-    @staticmethod
-    def _mix(logits: list[torch.Tensor], placement: torch.Tensor, bank: torch.Tensor) -> list:
-        """T x (B, G) gate logits over (B, E, D) experts -> T x (B, D)."""
-        weights = torch.softmax(torch.stack(logits, dim=1), dim=-1)  # (B, T, G)
-        weights = torch.einsum("btg,tge->bte", weights, placement)  # (B, T, E)
-        return list(torch.bmm(weights, bank).unbind(1))  # T x (B, D)
-
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         bank = self.experts(x)  # (B, S + K * writers, D)
         outputs: dict[int, torch.Tensor] = {}
         if self.writers:
             logits = [self.gates[t](x) for t in self.writers]
-            mixed = self._mix(logits, self.write_placement, bank)
+            mixed = mix_tasks(logits, bank, self.write_placement)
             outputs |= dict(zip(self.writers, mixed, strict=True))
         if self.read_only_experts is not None:
             seen = x.detach()
             shared = bank[:, : self.n_shared_experts].detach()  # read, never written
             candidates = torch.cat([self.read_only_experts(seen), shared], dim=1)  # (B, K*R+S, D)
             logits = [self.gates[t](seen) for t in self.readers]
-            mixed = self._mix(logits, self.read_placement, candidates)
+            mixed = mix_tasks(logits, candidates, self.read_placement)
             outputs |= dict(zip(self.readers, mixed, strict=True))
         return [outputs[t] for t in range(len(self.gates))]  # n_tasks x (B, D)
