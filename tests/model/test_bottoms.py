@@ -134,3 +134,14 @@ def test_a_read_only_task_trains_only_its_own_parts(bottom: torch.nn.Module) -> 
     x.grad = None
     bottom(x)[0].sum().backward()  # a writing task still reaches the inputs
     assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("n_tasks", [1, 2, 3])
+def test_mixing_has_the_batched_product_s_value_and_gradient(n_tasks: int) -> None:
+    from mtlrec.model.mmoe import _Mix
+
+    torch.manual_seed(0)
+    weights = torch.rand(5, n_tasks, 4, dtype=torch.double, requires_grad=True)
+    experts = torch.randn(5, 4, 3, dtype=torch.double, requires_grad=True)
+    assert torch.allclose(_Mix.apply(weights, experts), torch.bmm(weights, experts))
+    assert torch.autograd.gradcheck(_Mix.apply, (weights, experts))

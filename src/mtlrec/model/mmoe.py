@@ -33,7 +33,38 @@ def mix_tasks(
     weights = torch.softmax(torch.stack(gate_logits, dim=1), dim=-1)  # (B, T, G)
     if placement is not None:
         weights = torch.einsum("btg,tge->bte", weights, placement)  # (B, T, E)
-    return list(torch.bmm(weights, expert_out).unbind(1))  # T x (B, D)
+    return list(_Mix.apply(weights, expert_out).unbind(1))  # T x (B, D)
+
+
+class _Mix(torch.autograd.Function):
+    """(B, T, E) weights x (B, E, D) experts -> (B, T, D): `torch.bmm`'s function and gradient.
+
+    Why not `torch.bmm` alone: its products are B tiny (T x E) matrices; on CPU its backward for
+    the experts (B products of E x T by T x D) cost 2-4 ms a step at B = 1,024, T <= 2, and the
+    forward with T = 1 (a read-only task) 0.6 ms. A broadcast product summed over the T tasks
+    gives the same numbers in a fraction of that."""
+
+    @staticmethod
+    def forward(ctx, weights: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(weights, experts)
+        if weights.shape[1] == 1:
+            return (weights.transpose(1, 2) * experts).sum(1, keepdim=True)  # (B, 1, D)
+        return torch.bmm(weights, experts)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:  # type: ignore[override]
+        weights, experts = ctx.saved_tensors
+        grad_weights = grad_experts = None
+        if ctx.needs_input_grad[0]:
+            if weights.shape[1] == 1:
+                grad_weights = (grad * experts).sum(-1).unsqueeze(1)  # (B, 1, E)
+            else:
+                grad_weights = torch.bmm(grad, experts.transpose(1, 2))  # (B, T, E)
+        if ctx.needs_input_grad[1]:
+            grad_experts = weights[:, 0].unsqueeze(-1) * grad[:, 0].unsqueeze(1)  # (B, E, D)
+            for t in range(1, weights.shape[1]):
+                grad_experts.addcmul_(weights[:, t].unsqueeze(-1), grad[:, t].unsqueeze(1))
+        return grad_weights, grad_experts
 
 
 class MMoE(nn.Module):

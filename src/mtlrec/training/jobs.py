@@ -19,7 +19,7 @@ from pathlib import Path
 from mtlrec.config import ModelConfig, TrainConfig
 from mtlrec.model.text import build_text_encoder
 from mtlrec.training import train
-from mtlrec.training.data import load_training_data
+from mtlrec.training.data import TrainingData, load_training_data
 
 # The rows each single-task model trains on, relatively: ctr every impression; relevance the
 # judgements; cvr the clicked impressions. The challenger (every row, every task) is the biggest.
@@ -65,26 +65,38 @@ def baseline_jobs(
 def train_all(
     jobs: list[Job], train_cfg: TrainConfig, data: Path, cache: Path, workers: int
 ) -> list[train.TrainResult]:
-    """Train every job, `workers` at a time in spawned processes (in this one for 1); the
-    results in the order of `jobs`. A failed job fails the call with its own error."""
+    """Train every job, `workers` at a time (in this process for 1); the results in the order
+    of `jobs`. A failed job fails the call with its own error.
+
+    With several workers the biggest job trains here, on the data this process loads first,
+    and the others in `workers - 1` spawned processes: jobs racing to encode a missing text
+    would cache whichever batch's bits came first (see `train.run`) and the models would differ
+    run to run, so the biggest job (the challenger: every task's rows, so every text the
+    others read) fills the cache before any other starts, and its data is not loaded twice."""
     order = sorted(range(len(jobs)), key=lambda i: jobs[i].cost, reverse=True)
     workers = max(1, min(workers, len(jobs)))
     if workers == 1:
         done = {i: _train(jobs[i], train_cfg, data, cache) for i in order}
         return [done[i] for i in range(len(jobs))]
-    # The texts every job reads, encoded once here first: jobs racing to encode a missing text
-    # would cache whichever batch's bits came first (see `train.run`), and the models would
-    # differ run to run. The biggest job (the challenger: every task's rows) holds the others'.
-    widest = jobs[order[0]].model
+    first, rest = order[0], order[1:]
+    widest = jobs[first].model
     encoder = build_text_encoder(widest.text) if widest.text.finetune_layers else None
-    load_training_data(widest, data, cache, encoder)
+    loaded = load_training_data(widest, data, cache, encoder)
     context = multiprocessing.get_context("spawn")  # no fork of a process with OpenMP threads
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        futures = {i: pool.submit(_train, jobs[i], train_cfg, data, cache) for i in order}
-        return [futures[i].result() for i in range(len(jobs))]
+    with ProcessPoolExecutor(workers - 1, mp_context=context) as pool:
+        futures = {i: pool.submit(_train, jobs[i], train_cfg, data, cache) for i in rest}
+        done = {first: _train(jobs[first], train_cfg, data, cache, loaded)}
+        done |= {i: future.result() for i, future in futures.items()}
+    return [done[i] for i in range(len(jobs))]
 
 
-def _train(job: Job, train_cfg: TrainConfig, data: Path, cache: Path) -> train.TrainResult:
+def _train(
+    job: Job,
+    train_cfg: TrainConfig,
+    data: Path,
+    cache: Path,
+    loaded: TrainingData | None = None,
+) -> train.TrainResult:
     result = train.run(
         job.model,
         train_cfg,
@@ -94,6 +106,7 @@ def _train(job: Job, train_cfg: TrainConfig, data: Path, cache: Path) -> train.T
         checkpoints=job.checkpoints,
         timings=job.timings,
         label=job.label,
+        data=loaded,
     )
     print(f"{job.label + ': ' if job.label else ''}{result}", flush=True)
     return result
