@@ -91,3 +91,58 @@ def test_missing_feature_column_fails(frame: pd.DataFrame) -> None:
     spec = FeatureSpec.fit(schema(), frame, hash_buckets=50)
     with pytest.raises(KeyError, match="item_profile__price"):
         spec.encode(frame.drop(columns=["item_profile__price"]))
+
+
+def test_categorical_codes_are_those_of_a_row_by_row_lookup() -> None:
+    """Codes come from each distinct value keyed once: the same as keying every row (a float
+    column of whole numbers keys as integers; 3 and "3" share a key; NaN, None are missing)."""
+    from mtlrec.model.spec import _encode_categorical, _fit_categorical, category_keys
+
+    columns = {
+        "object": pd.Series([3, "3", None, "a", "b", "a", float("nan"), "zz"], dtype=object),
+        "float": pd.Series([1.0, 2.0, None, 2.0, 7.0, 1.0, 1.0, 9.0]),
+        "nullable": pd.Series([1, 2, None, 2, 5, 1, 1, 4], dtype="Int64"),
+        "category": pd.Series([*"xyxyxy", None, "w"], dtype=pd.CategoricalDtype([*"xyzw"])),
+    }
+    for name, column in columns.items():
+        feature = _fit_categorical(name, column.iloc[:6], max_size=10)  # the last rows unseen
+        keys, missing = category_keys(column)
+        vocabulary = {key: code for code, key in enumerate(feature.vocabulary, start=1)}
+        expected = [
+            0 if gone else vocabulary.get(key, 0) for key, gone in zip(keys, missing, strict=True)
+        ]
+        assert _encode_categorical(feature, column).tolist() == expected, name
+    # counted per key: "3" twice (3 and "3"), "a" twice, "b" once; unused categories left out
+    assert _fit_categorical("o", columns["object"], 10).vocabulary == ("3", "a", "b", "zz")
+    assert _fit_categorical("c", columns["category"], 10).vocabulary == ("x", "y", "w")
+
+
+def test_distinct_texts_in_order_of_first_appearance() -> None:
+    from mtlrec.model.spec import distinct_texts
+
+    strings, codes = distinct_texts([["b", " a ", None, "b", float("nan"), "  "], ["a", "c"]])
+    assert strings == ["", "b", "a", "c"]  # row 0: the null text; blanks and NaN are null
+    assert [c.tolist() for c in codes] == [[1, 2, 0, 1, 0, 0], [2, 3]]
+
+
+def test_numerics_are_scaled_the_same_in_blocks_of_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mtlrec.model import spec
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.lognormal(size=50), "y": rng.normal(size=50)})
+    frame.loc[::7, "x"] = np.nan
+    frame.loc[::9, "y"] = np.inf
+    features = (
+        spec.NumericFeature("x", mean=0.5, std=2.0, log1p=True),
+        spec.NumericFeature("y", mean=-0.1, std=0.5, log1p=False),
+    )
+    whole = spec._encode_numerics(features, frame)
+    monkeypatch.setattr(spec, "NUMERIC_BLOCK_ROWS", 8)
+    blocks = spec._encode_numerics(features, frame)
+    for a, b in zip(whole, blocks, strict=True):
+        assert np.array_equal(a, b)
+    values, flags = whole
+    assert flags[::7, 0].all() and flags[::9, 1].all() and not flags[1:7, 0].any()
+    assert (values[flags.astype(bool)] == 0.0).all()
+    expected = (np.log1p(frame["x"].iloc[1]) - 0.5) / 2.0
+    assert values[1, 0] == pytest.approx(expected)

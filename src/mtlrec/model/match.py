@@ -15,6 +15,7 @@ with the rest (a request's one query against a hundred titles: 3 x 200 cosines, 
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -124,6 +125,22 @@ def _term_counts(words: FrameWords, query_words: np.ndarray, text_words: np.ndar
     return out
 
 
+def unique_rows(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`np.unique(codes, axis=0, return_inverse=True)` for (N, C) non-negative integer codes:
+    the distinct rows in lexicographic order and each row's index among them. The columns are
+    packed into one int64 key when their ranges fit in 63 bits, which sorts a million rows in a
+    fraction of the time of `np.unique`'s row-wise sort."""
+    sizes = [int(column.max()) + 1 if len(column) else 1 for column in codes.T]
+    if codes.size == 0 or codes.min() < 0 or math.prod(sizes) >= 1 << 63:
+        distinct, index = np.unique(codes, axis=0, return_inverse=True)
+        return distinct, index.reshape(-1)
+    key = np.zeros(len(codes), np.int64)
+    for column, size in zip(codes.T, sizes, strict=True):
+        key = key * size + column  # lexicographic order: the first column weighs most
+    _, first, index = np.unique(key, return_index=True, return_inverse=True)
+    return codes[first], index.reshape(-1)
+
+
 def _used_width(word_ids: np.ndarray) -> int:
     """How many leading columns hold a word in some row (at least one)."""
     used = (word_ids >= 0).any(axis=0)
@@ -163,7 +180,7 @@ def word_match(
     parts = []
     for other in (t for t in range(n_texts) if t != query_index):
         pairs = text_codes[:, [query_index, other]]  # (N, 2)
-        distinct, index = np.unique(pairs, axis=0, return_inverse=True)  # (P, 2), (N,)
+        distinct, index = unique_rows(pairs)  # (P, 2), (N,)
         features = _pair_features(words, table[distinct[:, 0]], table[distinct[:, 1]])
         features[(distinct == 0).any(axis=1)] = 0.0  # a null query or text matches nothing
         parts.append(features[index.reshape(-1)])  # (N, K)
@@ -225,7 +242,7 @@ def term_match(
     table = words.table if words is not None else _word_table(strings)[0]
     others = [t for t in range(n_texts) if t != query_index]
     tuples = text_codes[:, [query_index, *others]]  # (N, T)
-    distinct, index = np.unique(tuples, axis=0, return_inverse=True)  # (P, T), (N,)
+    distinct, index = unique_rows(tuples)  # (P, T), (N,)
     width = n_term_features(n_texts, query_index)
     terms = np.maximum(table[distinct[:, 0], :MAX_QUERY_TERMS] + 1, 0)  # (P, Lq), 0 pads
     if words is None:
