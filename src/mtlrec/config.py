@@ -190,7 +190,7 @@ class ModelConfig(_Section):
 
 class TrainConfig(_Section):
     seed: int = 0
-    epochs: int = Field(default=4, gt=0)
+    epochs: int = Field(default=3, gt=0)
     batch_size: int = Field(default=1024, gt=0)
     lr: float = Field(default=3e-3, gt=0.0)
     weight_decay: float = Field(default=1e-4, ge=0.0)

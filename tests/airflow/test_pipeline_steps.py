@@ -62,17 +62,17 @@ def params_project(tmp_path: Path) -> Path:
 
 
 def test_set_params_writes_the_form_and_keeps_comments(params_project: Path) -> None:
-    form = {"bottom": "mmoe", "epochs": 3, "loss_weighting": "uncertainty", "force_promote": True}
+    form = {"bottom": "mmoe", "epochs": 5, "loss_weighting": "uncertainty", "force_promote": True}
     written = pipeline.set_params(params_project, {**form, "window_start": None})
     assert written == {
         "model.bottom": "mmoe",
-        "train.epochs": 3,
+        "train.epochs": 5,
         "train.loss_weighting": "uncertainty",
         "gate.force_promote": True,
     }
     text = (params_project / "params.yaml").read_text()
     raw = yaml.safe_load(text)
-    assert raw["model"]["bottom"] == "mmoe" and raw["train"]["epochs"] == 3
+    assert raw["model"]["bottom"] == "mmoe" and raw["train"]["epochs"] == 5
     assert raw["gate"]["force_promote"] is True
     assert "# shared_bottom | mmoe | ple" in text  # DVC's editor keeps the comments
 
