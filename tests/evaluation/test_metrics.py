@@ -16,6 +16,28 @@ def test_gauc_weights_groups_and_skips_single_class_groups() -> None:
     assert metrics.gauc(labels, scores, groups) == pytest.approx(0.5)
 
 
+def test_gauc_is_the_row_weighted_mean_of_each_group_s_roc_auc() -> None:
+    """The rank formula against scikit-learn's ROC AUC per group, with tied scores (rounded)
+    and groups of one class (left out)."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    groups = rng.integers(0, 40, 3_000)
+    scores = np.round(rng.uniform(size=3_000), 2)  # many ties
+    labels = (rng.uniform(size=3_000) < 0.2 + 0.5 * scores * (groups % 3 > 0)).astype(int)
+    labels[groups == 7] = 0  # one class: no AUC
+    total = weight = 0.0
+    for g in np.unique(groups):
+        rows = groups == g
+        if 0 < labels[rows].sum() < rows.sum():
+            total += roc_auc_score(labels[rows], scores[rows]) * rows.sum()
+            weight += rows.sum()
+    assert metrics.gauc(labels, scores, groups) == pytest.approx(total / weight, abs=1e-12)
+    assert metrics.gauc(np.zeros(4, int), scores[:4], groups[:4]) is None
+    with pytest.raises(ValueError, match="0/1 labels"):
+        metrics.gauc(np.array([0, 2]), scores[:2], groups[:2])
+
+
 def test_ece_zero_when_calibrated_and_positive_when_not() -> None:
     rng = np.random.default_rng(0)
     p = rng.uniform(0, 1, 20_000)

@@ -20,15 +20,28 @@ def auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
 
 def gauc(labels: np.ndarray, scores: np.ndarray, groups: np.ndarray) -> float | None:
     """Group AUC (Zhou et al., KDD 2018): per-group AUC weighted by the group's row count,
-    over the groups that have both classes."""
-    frame = pd.DataFrame({"y": labels, "s": scores, "g": groups})
-    total, weight = 0.0, 0
-    for _, rows in frame.groupby("g", sort=False):
-        value = auc(rows["y"].to_numpy(), rows["s"].to_numpy())
-        if value is not None:
-            total += value * len(rows)
-            weight += len(rows)
-    return total / weight if weight else None
+    over the groups that have both classes.
+
+    Each group's AUC is the Mann-Whitney statistic of its scores' ranks (ties ranked as their
+    average: ROC AUC's half credit for a tie), all groups at once: the test split has a
+    thousand users, and an AUC call per user cost ~5 s of the evaluate stage."""
+    labels = np.asarray(labels)
+    if not np.isin(labels, (0, 1)).all():
+        raise ValueError("gauc needs 0/1 labels")
+    frame = pd.DataFrame({"y": labels.astype(np.float64), "s": scores, "g": groups})
+    frame["rank"] = frame.groupby("g", sort=False)["s"].rank(method="average")
+    frame["positive_rank"] = frame["rank"] * frame["y"]
+    per = frame.groupby("g", sort=False).agg(
+        n=("y", "size"), positives=("y", "sum"), rank_sum=("positive_rank", "sum")
+    )
+    negatives = per["n"] - per["positives"]
+    both = (per["positives"] > 0) & (negatives > 0)
+    if not both.any():
+        return None
+    per, negatives = per[both], negatives[both]
+    pos = per["positives"]
+    aucs = (per["rank_sum"] - pos * (pos + 1) / 2) / (pos * negatives)
+    return float((aucs * per["n"]).sum() / per["n"].sum())
 
 
 def logloss(labels: np.ndarray, probabilities: np.ndarray) -> float:
