@@ -128,3 +128,24 @@ def test_the_online_test_refuses_what_the_offline_gate_would_promote(
     assert promote.run(reported, params.evaluate, promote_paths).promoted  # shown, not deciding
     gate_report = json.loads((tmp_path / "gate.json").read_text())
     assert any("online:" in reason for reason in gate_report["reasons"])
+
+
+def test_the_online_test_ranks_as_the_service_does(pipeline_run: Path, tmp_path: Path) -> None:
+    """`top_items` (what the online test reads) is `rank_many`'s order (what `POST /rank`
+    answers), request for request, feed and search sessions alike."""
+    from mtlrec import shop as shop_api
+    from mtlrec.online.sessions import draw_sessions
+
+    params = _params(pipeline_run)
+    registry = pipeline_run / "models" / "registry"
+    paths = _paths(pipeline_run, pipeline_run / "models" / "challenger", registry, tmp_path / "o")
+    arms = experiment._arms(paths, params.serve)
+    shop = shop_api.build_shop(params.simulate)
+    sessions = draw_sessions(shop, 200, params.simulate.search_share, seed=3)
+    requests = experiment.session_requests(sessions, 10, arms.challenger)
+    assert {r.scenario for r in requests} == {"feed", "search"}
+    ranked = arms.challenger.rank_many(requests)
+    top = arms.challenger.top_items(requests)
+    assert len(top) == len(ranked) == 200
+    for items, ranking in zip(top, ranked, strict=True):
+        assert items.tolist() == ranking.items["item_id"].tolist()

@@ -2,7 +2,7 @@
 
 Sessions of the shop's own users and queries (`sessions.draw_sessions`) get candidates from the
 serving retrieval, and each arm ranks them with the serving ranking function in process
-(`Ranker.rank_many`, what `POST /rank` answers). The shop's shoppers then play:
+(`Ranker.top_items`: the order `POST /rank` answers). The shop's shoppers then play:
 
 - A/B: each session is served by one arm (a fair coin); per arm, CTR@k, purchases and revenue
   per 1,000 sessions, NDCG@10 on the true relevance (search sessions); the challenger minus the
@@ -60,7 +60,7 @@ class PopularityRanker:
     def __init__(self, retriever: Retriever) -> None:
         self.rank_of = {int(item): r for r, item in enumerate(retriever.popular)}
 
-    def rank_many(self, requests: list[Request]) -> list[np.ndarray]:
+    def top_items(self, requests: list[Request]) -> list[np.ndarray]:
         last = len(self.rank_of)
         return [
             np.asarray(sorted(r.candidates, key=lambda i: self.rank_of.get(i, last))[: r.k])
@@ -183,8 +183,8 @@ def session_requests(sessions: Sessions, k: int, ranker: Ranker) -> list[Request
 
 
 def ranked_lists(arm: Any, requests: list[Request]) -> list[np.ndarray]:
-    ranked = arm.rank_many(requests)
-    return [r if isinstance(r, np.ndarray) else r.items["item_id"].to_numpy() for r in ranked]
+    """Each request's ranked item ids from either arm (a `Ranker` or the popularity one)."""
+    return list(arm.top_items(requests))
 
 
 def padded(lists: list[np.ndarray], k: int) -> np.ndarray:

@@ -112,7 +112,7 @@ def served_day(
         Request(int(u), str(s), q, None, k)
         for u, s, q in zip(sessions.user_id, sessions.scenario, sessions.query_text, strict=True)
     ]
-    lists = [ranking.items["item_id"].to_numpy() for ranking in ranker.rank_many(bare)]
+    lists = ranker.top_items(bare)
     shown = np.full((len(lists), k), -1, dtype=np.int64)
     for row, items in enumerate(lists):
         shown[row, : len(items[:k])] = items[:k]
