@@ -83,10 +83,13 @@ def train_all(
     encoder = build_text_encoder(widest.text) if widest.text.finetune_layers else None
     loaded = load_training_data(widest, data, cache, encoder)
     context = multiprocessing.get_context("spawn")  # no fork of a process with OpenMP threads
-    with ProcessPoolExecutor(workers - 1, mp_context=context) as pool:
+    pool = ProcessPoolExecutor(workers - 1, mp_context=context)
+    try:
         futures = {i: pool.submit(_train, jobs[i], train_cfg, data, cache) for i in rest}
         done = {first: _train(jobs[first], train_cfg, data, cache, loaded)}
         done |= {i: future.result() for i, future in futures.items()}
+    finally:  # a failure does not wait for the jobs that have not started
+        pool.shutdown(wait=True, cancel_futures=True)
     return [done[i] for i in range(len(jobs))]
 
 
