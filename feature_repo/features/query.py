@@ -58,23 +58,31 @@ def query_item_match(inputs: pd.DataFrame) -> pd.DataFrame:
         found = tokens(phrase)
         return int(bool(found) and found != ("unknown",) and f" {' '.join(found)} " in padded_query)
 
-    rows = []
-    for query, title, category, brand in zip(
-        inputs["query"], inputs["title"], inputs["category"], inputs["brand"], strict=True
-    ):
+    def match(query: object, title: object, category: object, brand: object) -> tuple:
         query_words = tokens(query)
         asked, title_words = set(query_words), set(tokens(title))
         shared = len(asked & title_words)
         union = len(asked | title_words)
         padded = f" {' '.join(query_words)} "
-        rows.append(
-            (
-                shared / union if query_words and union else 0.0,
-                shared / len(asked) if query_words else 0.0,
-                phrase_in(category, padded),
-                phrase_in(brand, padded),
-            )
+        return (
+            shared / union if query_words and union else 0.0,
+            shared / len(asked) if query_words else 0.0,
+            phrase_in(category, padded),
+            phrase_in(brand, padded),
         )
+
+    # (query, item) pairs repeat (every feed row has no query; training rows repeat a query's
+    # items): each distinct row is matched once. Non-text values (None, NaN) are all "no text".
+    done: dict[tuple, tuple] = {}
+    rows = []
+    for values in zip(
+        inputs["query"], inputs["title"], inputs["category"], inputs["brand"], strict=True
+    ):
+        key = tuple(value if isinstance(value, str) else None for value in values)
+        found = done.get(key)
+        if found is None:
+            found = done[key] = match(*key)
+        rows.append(found)
     out = pd.DataFrame(
         rows,
         columns=["title_jaccard", "query_coverage", "category_in_query", "brand_in_query"],

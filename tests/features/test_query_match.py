@@ -71,3 +71,22 @@ def test_the_view_splits_words_as_the_model_does(
     assert words("usb-c bluetooth 5.3") == ["usb-c", "bluetooth", "5.3"]
     assert out["query_coverage"].tolist() == [1.0]  # [a-z0-9]+ would see usb, c, 5, 3
     assert out["title_jaccard"].tolist() == pytest.approx([3 / 5])
+
+
+def test_repeated_rows_and_nulls_match_as_each_row_alone(
+    match: Callable[[pd.DataFrame], pd.DataFrame],
+) -> None:
+    """Each distinct row is computed once: a frame's rows give what they give one by one."""
+    rows = [
+        ("desk lamp", "Desk Lamp LED", "desk lamp", "Acme"),
+        (None, "Desk Lamp LED", "desk lamp", "Acme"),
+        (float("nan"), "Desk Lamp LED", "desk lamp", "Acme"),
+        ("sony earbuds", "Sony True Wireless Earbuds", "headphones", "Sony"),
+        ("desk lamp", "Desk Lamp LED", "desk lamp", "Acme"),
+        ("desk lamp", None, "desk lamp", float("nan")),
+    ]
+    together = match(_rows(*rows))
+    alone = pd.concat([match(_rows(row)) for row in rows], ignore_index=True)
+    pd.testing.assert_frame_equal(together, alone)
+    assert together.iloc[0].tolist() == together.iloc[4].tolist() != [0, 0, 0, 0]
+    assert together.iloc[1].tolist() == together.iloc[2].tolist() == [0, 0, 0, 0]
