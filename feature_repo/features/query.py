@@ -41,8 +41,10 @@ def query_item_match(inputs: pd.DataFrame) -> pd.DataFrame:
     # Feast serializes this function into the registry and the process that runs it need not
     # import this module: what it uses is imported inside. Words come from the platform's one
     # tokenizer (mtlrec.tokens), the one the model's own text-match features use.
+    import numpy as np
     import pandas as pd
 
+    from mtlrec.arrays import unique_rows
     from mtlrec.tokens import words
 
     split: dict[object, tuple[str, ...]] = {}  # a request has one query, titles repeat
@@ -72,22 +74,21 @@ def query_item_match(inputs: pd.DataFrame) -> pd.DataFrame:
         )
 
     # (query, item) pairs repeat (every feed row has no query; training rows repeat a query's
-    # items): each distinct row is matched once. Non-text values (None, NaN) are all "no text".
-    done: dict[tuple, tuple] = {}
-    rows = []
-    for values in zip(
-        inputs["query"], inputs["title"], inputs["category"], inputs["brand"], strict=True
-    ):
-        key = tuple(value if isinstance(value, str) else None for value in values)
-        found = done.get(key)
-        if found is None:
-            found = done[key] = match(*key)
-        rows.append(found)
-    out = pd.DataFrame(
-        rows,
-        columns=["title_jaccard", "query_coverage", "category_in_query", "brand_in_query"],
-        index=inputs.index,
-    )
+    # items): each distinct row is matched once, then gathered. Non-text values (None, NaN)
+    # all read as "no text".
+    columns = ["query", "title", "category", "brand"]
+    codes = np.stack([pd.factorize(inputs[c])[0] + 1 for c in columns], axis=1)  # 0: missing
+    distinct, index = unique_rows(codes)
+    first = np.zeros(len(distinct), np.int64)
+    first[index] = np.arange(len(index))  # a row of each distinct tuple (any: they are equal)
+    values = [inputs[c].to_numpy()[first] for c in columns]
+    rows = [
+        match(*(value if isinstance(value, str) else None for value in row))
+        for row in zip(*values, strict=True)
+    ]
+    names = ["title_jaccard", "query_coverage", "category_in_query", "brand_in_query"]
+    matched = pd.DataFrame(rows, columns=names) if rows else pd.DataFrame(columns=names)
+    out = matched.iloc[index].set_axis(inputs.index)
     return out.astype(
         {
             "title_jaccard": "float32",

@@ -90,3 +90,13 @@ def test_repeated_rows_and_nulls_match_as_each_row_alone(
     pd.testing.assert_frame_equal(together, alone)
     assert together.iloc[0].tolist() == together.iloc[4].tolist() != [0, 0, 0, 0]
     assert together.iloc[1].tolist() == together.iloc[2].tolist() == [0, 0, 0, 0]
+
+
+def test_no_rows_give_an_empty_frame_of_the_view_s_columns(
+    match: Callable[[pd.DataFrame], pd.DataFrame],
+) -> None:
+    out = match(_rows())
+    assert list(out.columns) == [
+        "title_jaccard", "query_coverage", "category_in_query", "brand_in_query"
+    ]  # fmt: skip
+    assert len(out) == 0 and str(out["brand_in_query"].dtype) == "int64"

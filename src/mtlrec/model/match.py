@@ -15,7 +15,6 @@ with the rest (a request's one query against a hundred titles: 3 x 200 cosines, 
 
 from __future__ import annotations
 
-import math
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from mtlrec import tokens
+from mtlrec.arrays import unique_rows
 from mtlrec.config import TextConfig
 from mtlrec.model.text import embed_texts, encoder_dim
 
@@ -123,22 +123,6 @@ def _term_counts(words: FrameWords, query_words: np.ndarray, text_words: np.ndar
         counts = _kernel_counts(sims, q >= 0, (t >= 0).astype(np.float32))
         out[start : start + PAIR_CHUNK, :q_width] = counts
     return out
-
-
-def unique_rows(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`np.unique(codes, axis=0, return_inverse=True)` for (N, C) non-negative integer codes:
-    the distinct rows in lexicographic order and each row's index among them. The columns are
-    packed into one int64 key when their ranges fit in 63 bits, which sorts a million rows in a
-    fraction of the time of `np.unique`'s row-wise sort."""
-    sizes = [int(column.max()) + 1 if len(column) else 1 for column in codes.T]
-    if codes.size == 0 or codes.min() < 0 or math.prod(sizes) >= 1 << 63:
-        distinct, index = np.unique(codes, axis=0, return_inverse=True)
-        return distinct, index.reshape(-1)
-    key = np.zeros(len(codes), np.int64)
-    for column, size in zip(codes.T, sizes, strict=True):
-        key = key * size + column  # lexicographic order: the first column weighs most
-    _, first, index = np.unique(key, return_index=True, return_inverse=True)
-    return codes[first], index.reshape(-1)
 
 
 def _used_width(word_ids: np.ndarray) -> int:
