@@ -774,10 +774,23 @@ def import_closure(modules: tuple[str, ...]) -> set[Path]:
     return {_module_file(name) for name in seen - set(CLI_MODULES)}
 
 
-def code_deps(stage: Stage) -> list[str]:
-    """The stage's code as dvc.yaml lists it: whole package folders when every module of one
-    is imported, single files otherwise (paths relative to the workspace)."""
-    files = import_closure(stage.code)
+def reads_feature_repo(stage: Stage) -> bool:
+    return any(arg.default == L.feature_repo for arg in stage.args)
+
+
+def feature_repo_code(root: Path) -> tuple[str, ...]:
+    """The package modules the feature repo's files import: an on-demand view's function
+    (`feature_repo/features/query.py`) runs in the process of every stage that reads the
+    views, with what it imports."""
+    files = sorted((root / "feature_repo").rglob("*.py"))
+    return tuple(sorted(set().union(*(_imports(file) for file in files))))
+
+
+def code_deps(stage: Stage, extra: tuple[str, ...] = ()) -> list[str]:
+    """The stage's code (and the `extra` modules it runs) as dvc.yaml lists it: whole package
+    folders when every module of one is imported, single files otherwise (paths relative to
+    the workspace)."""
+    files = import_closure((*stage.code, *extra))
     listed: list[str] = []
     for package in sorted({f.parent for f in files}, key=lambda p: len(p.parts)):
         if package == PACKAGE_ROOT or any(package.is_relative_to(SOURCE_ROOT / d) for d in listed):
@@ -839,7 +852,9 @@ def stage_entry(stage: Stage, root: Path) -> dict[str, Any]:
     deps = [a.value for a in stage.args if a.role == "dep"] + list(stage.inputs)
     if stage.feast_sources:
         deps += feast_source_files(root)
-    entry: dict[str, Any] = {"cmd": cmd, "deps": [*dict.fromkeys(deps), *code_deps(stage)]}
+    extra = feature_repo_code(root) if reads_feature_repo(stage) else ()
+    code = code_deps(stage, extra)
+    entry: dict[str, Any] = {"cmd": cmd, "deps": [*dict.fromkeys(deps), *code]}
     if stage.params:
         entry["params"] = list(stage.params)
     outs: list[Any] = []
