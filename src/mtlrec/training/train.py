@@ -66,9 +66,6 @@ SUMMARY_FILE = "train_summary.json"
 GRAD_CLIP_NORM = 5.0  # a rare batch with a huge ESMM loss must not wreck the embeddings
 EVAL_BATCH = 8192
 BIAS_LR_SCALE = 10.0  # the position-bias tower's rate, relative to `lr`
-# One kernel per parameter for the whole AdamW update (on CPU too): the default loops over
-# ~35 parameters with ~10 small ops each, 6% of a training step of the default model.
-FUSED_OPTIMIZER = True
 SELECTION_COLUMNS = {"normalized": "valid_score", "loss": "valid_loss"}
 # Wall-clock columns of an epoch's row: logged and written to the timings file, kept out of the
 # model's outputs so that two identical trainings write identical files.
@@ -161,9 +158,9 @@ class Session:
             # Decay would pull the learned log-variances towards 0, i.e. towards equal weights.
             {"params": list(weighting.parameters()), "weight_decay": 0.0},
         ]
-        optimizer = torch.optim.AdamW(
-            groups, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=FUSED_OPTIMIZER
-        )
+        # fused: one kernel per parameter for the whole update (on CPU too); the default loops
+        # over ~35 parameters with ~10 small ops each, 6% of a training step of this model.
+        optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
         trainable = nn.ModuleDict({"model": model, "loss_weighting": weighting})
         objective = Objective(model, weighting, aux)
         priors = data.train.targets.priors()
