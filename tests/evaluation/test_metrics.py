@@ -68,3 +68,26 @@ def test_ndcg_of_a_perfect_ranking_with_tied_averaged_grades_is_at_most_one() ->
     grades = np.array([8, 3, 8, 5, 8, 3]) / 3  # averaged rater grades, ties included
     queries = np.zeros(len(grades), dtype=int)
     assert metrics.mean_ndcg(grades, grades, queries, k=10) == 1.0
+
+
+def test_ndcg_equals_scikit_learn_per_query_with_ties_and_all_zero_queries() -> None:
+    from sklearn.metrics import ndcg_score
+
+    rng = np.random.default_rng(3)
+    sizes = rng.integers(1, 25, size=60)  # queries of one item are left out of the mean
+    queries = np.repeat(np.array([f"q{i}" for i in range(len(sizes))]), sizes)
+    rng.shuffle(queries)  # a query's rows need not be adjacent
+    grades = rng.integers(0, 4, size=len(queries)) * (rng.random(len(queries)) < 0.7)
+    grades[queries == "q0"] = 0  # a query with no relevant item scores 0
+    scores = np.round(rng.random(len(queries)), 1)  # many tied scores
+    for k in (1, 3, 10, 30):
+        expected = [
+            ndcg_score([grades[queries == q]], [scores[queries == q]], k=k)
+            for q in dict.fromkeys(queries)
+            if (queries == q).sum() >= 2
+        ]
+        assert metrics.mean_ndcg(grades, scores, queries, k) == pytest.approx(
+            np.mean(expected), abs=1e-12
+        )
+    assert metrics.mean_ndcg(grades[:0], scores[:0], queries[:0], 10) is None
+    assert metrics.mean_ndcg(np.array([2.0]), np.array([0.5]), np.array(["q"]), 10) is None

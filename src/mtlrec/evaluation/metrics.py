@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from sklearn.calibration import calibration_curve
-from sklearn.metrics import log_loss, mean_squared_error, ndcg_score, roc_auc_score
+from sklearn.metrics import log_loss, mean_squared_error, roc_auc_score
 
 EPS = 1e-7
 
@@ -65,16 +65,44 @@ def ece(labels: np.ndarray, probabilities: np.ndarray, bins: int = 15) -> float 
 
 
 def mean_ndcg(grades: np.ndarray, scores: np.ndarray, queries: np.ndarray, k: int) -> float | None:
-    """NDCG@k averaged over queries with at least two judged items."""
-    frame = pd.DataFrame({"y": grades, "s": scores, "q": queries})
-    values = [
-        ndcg_score([rows["y"].to_numpy()], [rows["s"].to_numpy()], k=k)
-        for _, rows in frame.groupby("q", sort=False)
-        if len(rows) >= 2
-    ]
+    """NDCG@k averaged over queries with at least two judged items: scikit-learn's `ndcg_score`
+    per query (linear gains; tied scores share the mean gain of their positions; 0 for a query
+    whose items are all graded 0), for all queries at once. A call per query cost ~2 s of the
+    evaluate stage for ~750 queries."""
+    grades = np.asarray(grades, dtype=np.float64)
+    scores = np.asarray(scores, dtype=np.float64)
+    codes = pd.factorize(pd.Series(queries), use_na_sentinel=False)[0]
+    if len(codes) == 0:
+        return None
+    sizes = np.bincount(codes)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])  # each query's first sorted row
+    positions = np.arange(sizes.max())
+    discount = np.where(positions < k, 1.0 / np.log2(positions + 2.0), 0.0)
+    before = np.concatenate([[0.0], np.cumsum(discount)])  # discount summed over ranks < i
+
+    order = np.lexsort((-scores, codes))  # by query, then best score first
+    code, grade, score = codes[order], grades[order], scores[order]
+    rank = np.arange(len(code)) - starts[code]
+    # A run of equal scores in a query: each of its ranks gets the run's mean grade.
+    first = np.ones(len(code), dtype=bool)
+    first[1:] = (code[1:] != code[:-1]) | (score[1:] != score[:-1])
+    run = np.cumsum(first) - 1
+    run_start = np.flatnonzero(first)
+    run_size = np.diff(np.append(run_start, len(code)))
+    run_gain = np.bincount(run, weights=grade) / run_size
+    run_discount = before[rank[run_start] + run_size] - before[rank[run_start]]
+    dcg = np.bincount(code[run_start], weights=run_gain * run_discount, minlength=len(sizes))
+
+    ideal_order = np.lexsort((-grades, codes))
+    ideal_code = codes[ideal_order]
+    ideal_rank = np.arange(len(ideal_code)) - starts[ideal_code]
+    ideal = np.bincount(
+        ideal_code, weights=grades[ideal_order] * discount[ideal_rank], minlength=len(sizes)
+    )
+    ndcg = np.divide(dcg, ideal, out=np.zeros_like(dcg), where=ideal > 0)[sizes >= 2]
     # A perfect ranking can come out an ulp above 1 (DCG and ideal DCG summed in other orders
     # when grades tie): NDCG is at most 1.
-    return min(float(np.mean(values)), 1.0) if values else None
+    return min(float(ndcg.mean()), 1.0) if len(ndcg) else None
 
 
 def rmse(targets: np.ndarray, predictions: np.ndarray) -> float:
