@@ -13,6 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from mtlrec.config import EvaluateConfig
 from mtlrec.evaluation import metrics, plots
@@ -86,15 +89,27 @@ def binary_labels(scored: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarra
 
 
 def attach_truth(scored: pd.DataFrame, truth_dir: Path) -> pd.DataFrame:
-    shown = pd.read_parquet(
+    """The scored rows with the simulator's true probabilities (impressions, by id) and true
+    relevance (judgements, by query and item); NaN where the truth has no row."""
+    shown = pq.read_table(
         truth_dir / "impressions.parquet",
         columns=["impression_id", "p_click", "p_purchase_given_click"],
-    ).rename(columns={"impression_id": "row_id"})
+    )
+    # Only the scored rows' truth becomes pandas: the file holds every impression (1.4M string
+    # ids, 2 s to convert), a test split a seventh of them.
+    ids = pa.array(scored["row_id"].to_numpy(dtype=object), type=pa.string())
+    shown = shown.filter(pc.is_in(shown["impression_id"].cast(pa.string()), value_set=ids))
+    by_id = shown.to_pandas().set_index("impression_id").reindex(scored["row_id"].to_numpy())
     judged = pd.read_parquet(
         truth_dir / "judgments.parquet", columns=["query", "item_id", "true_relevance"]
+    ).set_index(["query", "item_id"])
+    pairs = pd.MultiIndex.from_arrays([scored["query"], scored["item_id"]])
+    # Aligned by position, not merged: a merge takes every column of the wide frame (~1.5 s).
+    return scored.assign(
+        p_click=by_id["p_click"].to_numpy(),
+        p_purchase_given_click=by_id["p_purchase_given_click"].to_numpy(),
+        true_relevance=judged["true_relevance"].reindex(pairs).to_numpy(),
     )
-    scored = scored.merge(shown, on="row_id", how="left").set_index(scored.index)
-    return scored.merge(judged, on=["query", "item_id"], how="left").set_index(scored.index)
 
 
 def task_metrics(scored: pd.DataFrame, k: int) -> Metrics:
