@@ -25,6 +25,7 @@ from mtlrec.evaluation.evaluate import task_metrics, with_truth, write_metrics
 from mtlrec.evaluation.metrics import Metrics, fmt
 from mtlrec.features.dataset import labelled
 from mtlrec.model.predict import predict
+from mtlrec.model.tasks import TASKS
 
 COUNTS = ("rows", "positives")  # sizes, not metrics: left out of the comparison
 Comparison = dict[str, dict[str, dict[str, float | None]]]
@@ -73,8 +74,14 @@ def run(evaluation: EvaluateConfig, cfg: BaselinesConfig, paths: BaselinePaths) 
 def score_baselines(tasks: tuple[str, ...], paths: BaselinePaths) -> pd.DataFrame:
     """The test split with each baseline's prediction columns, p_ctcvr = p_ctr * p_cvr."""
     test = pd.read_parquet(paths.data / "test.parquet")
-    columns = [predict(paths.models / task, test, paths.cache) for task in tasks]
-    predictions = pd.concat(columns, axis=1).rename(columns={"relevance": "relevance_pred"})
+    # Each model scores the rows that hold its task's label, the only rows its metrics read:
+    # the relevance model the judgements (7% of the split), the others the impressions.
+    columns = [
+        predict(paths.models / task, test[test[TASKS[task].label].notna()], paths.cache)
+        for task in tasks
+    ]
+    predictions = pd.concat(columns, axis=1).reindex(test.index)
+    predictions = predictions.rename(columns={"relevance": "relevance_pred"})
     if {"p_ctr", "p_cvr"} <= set(predictions.columns):
         predictions["p_ctcvr"] = predictions["p_ctr"] * predictions["p_cvr"]
     return with_truth(test.join(predictions), paths.truth)
