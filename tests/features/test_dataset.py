@@ -205,3 +205,23 @@ def test_query_split_follows_the_hash_and_gives_few_queries_every_split() -> Non
         "valid",
     }
     assert "train" in dataset.query_splits(pd.Series(["a", "b"]), config).values()
+
+
+def test_time_order_is_sort_values_by_stamp_then_id() -> None:
+    rng = np.random.default_rng(5)
+    n = 5_000
+    stamps = pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(
+        rng.integers(0, 400, n), unit="s"
+    )  # ~12 rows a stamp: many ties
+    ids = [
+        f"{prefix}{rng.integers(0, 10**6)}-{i}"
+        for i, prefix in enumerate(rng.choice(["imp-", "j:q:"], n))
+    ]
+    table = pd.DataFrame({"event_timestamp": stamps.astype("datetime64[us, UTC]"), "row_id": ids})
+    expected = table.sort_values(["event_timestamp", "row_id"]).index.to_numpy()
+    np.testing.assert_array_equal(dataset.time_order(table), expected)
+    untied = table.drop_duplicates("event_timestamp")
+    np.testing.assert_array_equal(
+        untied.index.to_numpy()[dataset.time_order(untied)],
+        untied.sort_values("event_timestamp").index.to_numpy(),
+    )

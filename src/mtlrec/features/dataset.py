@@ -54,7 +54,7 @@ def run(
         raise RuntimeError(
             f"feature store returned {len(table)} rows for {len(entities)} entity rows"
         )
-    table = table.sort_values(["event_timestamp", "row_id"], ignore_index=True)
+    table = table.iloc[time_order(table)].reset_index(drop=True)
     split = assign_split(table, dataset)
     out.mkdir(parents=True, exist_ok=True)
     for name in SPLITS:
@@ -69,6 +69,23 @@ def run(
         features=len(schema["features"]),
         feature_service=service.name,
     )
+
+
+def time_order(table: pd.DataFrame) -> np.ndarray:
+    """The row order of `sort_values(["event_timestamp", "row_id"])`. That sorts every string
+    id (6 s for 1.5M rows, and the larger share of the stage's growth with the data); the
+    stamps are integers, and only rows that share a stamp (~0.1%) need their ids compared."""
+    stamps = table["event_timestamp"].astype("int64").to_numpy()
+    order = np.argsort(stamps, kind="stable")
+    ranked = stamps[order]
+    tied = np.zeros(len(order), dtype=bool)
+    tied[1:] = ranked[1:] == ranked[:-1]
+    tied[:-1] |= tied[1:]
+    if tied.any():  # each run of a shared stamp, its rows by id (code-point order, as pandas)
+        rows = order[tied]
+        ids = pd.factorize(table["row_id"].to_numpy()[rows], sort=True)[0]
+        order[tied] = rows[np.lexsort((ids, ranked[tied]))]
+    return order
 
 
 def entity_rows(impressions: pd.DataFrame, judgments: pd.DataFrame) -> pd.DataFrame:
