@@ -34,8 +34,10 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -237,12 +239,16 @@ def train_rechub(
     name: str, params: Params, splits: dict[str, Split], sizes: dict[str, int], work: Path
 ) -> Result:
     """torch-rechub's documented loop: DataGenerator's loaders, MTLTrainer.fit, evaluate."""
-    from torch_rechub.trainers import MTLTrainer
+    import tqdm
+    from torch_rechub.trainers import MTLTrainer, mtl_trainer
     from torch_rechub.utils.data import DataGenerator
 
     cfg, train = params.model, params.train
     previous = torch.get_num_threads()
     torch.set_num_threads(thread_count())
+    # Its progress bars, like ours, only on a terminal (disable=None): in a log they were a
+    # line a second, hundreds of KB.
+    mtl_trainer.tqdm = SimpleNamespace(tqdm=partial(tqdm.tqdm, disable=None))
     try:
         torch.manual_seed(train.seed)
         features = rechub_features(splits["train"], sizes, cfg.embedding_dim)
@@ -265,6 +271,7 @@ def train_rechub(
         auc_ctr, auc_ctcvr = trainer.evaluate(trainer.model, loaders[2])
     finally:
         torch.set_num_threads(previous)
+        mtl_trainer.tqdm = tqdm
     return Result("torch-rechub", name.removeprefix("rechub-"), "ctr, ctcvr", threads,
                   len(splits["train"].y),
                   len(seconds), sum(seconds) / len(seconds), float(auc_ctr),
