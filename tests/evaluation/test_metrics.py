@@ -91,3 +91,5 @@ def test_ndcg_equals_scikit_learn_per_query_with_ties_and_all_zero_queries() -> 
         )
     assert metrics.mean_ndcg(grades[:0], scores[:0], queries[:0], 10) is None
     assert metrics.mean_ndcg(np.array([2.0]), np.array([0.5]), np.array(["q"]), 10) is None
+    with pytest.raises(ValueError, match="NaN"):
+        metrics.mean_ndcg(np.array([2.0, 0.0]), np.array([0.5, np.nan]), np.array(["q", "q"]), 10)

@@ -71,6 +71,8 @@ def mean_ndcg(grades: np.ndarray, scores: np.ndarray, queries: np.ndarray, k: in
     evaluate stage for ~750 queries."""
     grades = np.asarray(grades, dtype=np.float64)
     scores = np.asarray(scores, dtype=np.float64)
+    if np.isnan(scores).any() or np.isnan(grades).any():  # as ndcg_score: no silent ranking
+        raise ValueError("mean_ndcg: grades and scores must not be NaN")
     codes = pd.factorize(pd.Series(queries), use_na_sentinel=False)[0]
     if len(codes) == 0:
         return None
