@@ -239,7 +239,6 @@ def train_rechub(
     name: str, params: Params, splits: dict[str, Split], sizes: dict[str, int], work: Path
 ) -> Result:
     """torch-rechub's documented loop: DataGenerator's loaders, MTLTrainer.fit, evaluate."""
-    import tqdm
     from torch_rechub.trainers import MTLTrainer, mtl_trainer
     from torch_rechub.utils.data import DataGenerator
 
@@ -248,7 +247,8 @@ def train_rechub(
     torch.set_num_threads(thread_count())
     # Its progress bars, like ours, only on a terminal (disable=None): in a log they were a
     # line a second, hundreds of KB.
-    mtl_trainer.tqdm = SimpleNamespace(tqdm=partial(tqdm.tqdm, disable=None))
+    original = mtl_trainer.tqdm  # the tqdm module, whose `tqdm.tqdm` it calls
+    mtl_trainer.tqdm = SimpleNamespace(tqdm=partial(original.tqdm, disable=None))
     try:
         torch.manual_seed(train.seed)
         features = rechub_features(splits["train"], sizes, cfg.embedding_dim)
@@ -271,7 +271,7 @@ def train_rechub(
         auc_ctr, auc_ctcvr = trainer.evaluate(trainer.model, loaders[2])
     finally:
         torch.set_num_threads(previous)
-        mtl_trainer.tqdm = tqdm
+        mtl_trainer.tqdm = original
     return Result("torch-rechub", name.removeprefix("rechub-"), "ctr, ctcvr", threads,
                   len(splits["train"].y),
                   len(seconds), sum(seconds) / len(seconds), float(auc_ctr),
