@@ -23,6 +23,7 @@ Test AUCs: ours from `evaluation.evaluate.evaluate_model`, torch-rechub's from i
 
     .venv/bin/python benchmarks/bench_peer.py --data data/training --cache data/cache
         [--epochs 1] [--models shared_bottom mmoe ple rechub-mmoe rechub-ple] [--rows 100000]
+        [--precision auto|fp32|bf16]
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class Result:
     bottom: str
     tasks: str
     threads: int
+    precision: str  # of the wide products while training: torch-rechub's is fp32
     rows: int
     epochs: int
     seconds_per_epoch: float
@@ -144,13 +146,14 @@ def fmt_auc(value: float | None) -> str:
 
 def markdown_table(results: list[Result], baseline: tuple[str, str] = BASELINE) -> str:
     base = next((r.samples_per_s for r in results if (r.model, r.bottom) == baseline), None)
-    head = ["model", "bottom", "tasks", "threads", "train rows", "epochs", "s/epoch", "samples/s",
-            f"ratio to {' '.join(baseline)}", "test AUC ctr", "test AUC ctcvr"]  # fmt: skip
+    head = ["model", "bottom", "tasks", "threads", "precision", "train rows", "epochs", "s/epoch",
+            "samples/s", f"ratio to {' '.join(baseline)}", "test AUC ctr",
+            "test AUC ctcvr"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
         ratio = "-" if base is None else f"{r.samples_per_s / base:.2f}"
-        cells = [r.model, r.bottom, r.tasks, str(r.threads), f"{r.rows:,}", str(r.epochs),
-                 f"{r.seconds_per_epoch:.1f}", f"{r.samples_per_s:,.0f}", ratio,
+        cells = [r.model, r.bottom, r.tasks, str(r.threads), r.precision, f"{r.rows:,}",
+                 str(r.epochs), f"{r.seconds_per_epoch:.1f}", f"{r.samples_per_s:,.0f}", ratio,
                  fmt_auc(r.auc_ctr), fmt_auc(r.auc_ctcvr)]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -172,6 +175,7 @@ def train_ours(params: Params, bottom: str, data: Path, cache: Path, work: Path)
         bottom=bottom,
         tasks=", ".join(model.tasks),
         threads=summary["threads"],
+        precision=summary["precision"],
         rows=summary["n_train_rows"],
         epochs=result.epochs_run,
         seconds_per_epoch=mean_epoch_seconds(result.history),
@@ -272,7 +276,7 @@ def train_rechub(
     finally:
         torch.set_num_threads(previous)
         mtl_trainer.tqdm = original
-    return Result("torch-rechub", name.removeprefix("rechub-"), "ctr, ctcvr", threads,
+    return Result("torch-rechub", name.removeprefix("rechub-"), "ctr, ctcvr", threads, "fp32",
                   len(splits["train"].y),
                   len(seconds), sum(seconds) / len(seconds), float(auc_ctr),
                   float(auc_ctcvr))  # fmt: skip
@@ -298,11 +302,16 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--models", nargs="+", choices=[*OURS, *RECHUB], default=[*OURS, *RECHUB])
     parser.add_argument("--rows", type=int, default=None, help="subsample train to this many rows")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=None,
+                        help="ours: train.precision (default: params.yaml's)")  # fmt: skip
     args = parser.parse_args()
     params = load_params(args.params)
     params = params.model_copy(
         update={"train": params.train.model_copy(update={"epochs": args.epochs})}
     )
+    if args.precision is not None:
+        train = params.train.model_copy(update={"precision": args.precision})
+        params = params.model_copy(update={"train": train})
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -48,6 +48,7 @@ def test_bench_peer_prints_a_row_per_model(tmp_path: Path) -> None:
     # impressions alone.
     assert int(ours["train rows"]) == 400 > int(rechub["train rows"]) > 0
     assert len({row["threads"] for row in rows}) == 1  # the same thread count for all
+    assert rechub["precision"] == "fp32" and ours["precision"] in {"fp32", "bf16"}
     for row in rows:
         assert 0.0 <= float(row["test AUC ctr"]) <= 1.0
         assert 0.0 <= float(row["test AUC ctcvr"]) <= 1.0

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mtlrec.model.layers import ExpertBank, relu_dropout
+from mtlrec.model.layers import MLP, ExpertBank, relu_dropout, set_train_dtype, wide_product
 from mtlrec.model.mmoe import MMoE, mix_experts
 from mtlrec.model.ple import PLE
 from mtlrec.model.shared_bottom import SharedBottom
@@ -101,6 +101,43 @@ def test_an_expert_bank_computes_each_expert_as_its_own_mlp() -> None:
         for weight, bias in zip(bank.weights, bank.biases, strict=True):
             h = torch.relu(h @ weight[e] + bias[e])
         torch.testing.assert_close(out[:, e], h)
+
+
+def test_a_bf16_wide_product_rounds_the_product_not_the_weights() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(64, 300)
+    weight = torch.randn(300, 40, requires_grad=True)
+    bias = torch.randn(40, requires_grad=True)
+    exact = torch.addmm(bias, x, weight)
+    out = wide_product(x, weight, bias, torch.bfloat16)
+    assert out.dtype == torch.float32 and not torch.equal(out, exact)  # really rounded
+    # bf16 keeps 8 bits of mantissa: each input ~0.4% off, the sum of 300 products ~0.5% of
+    # its scale (~17 here).
+    assert (out - exact).abs().max() < 0.02 * exact.abs().max()
+    out.sum().backward()
+    assert weight.grad is not None and weight.grad.dtype == torch.float32  # fp32 master weights
+    torch.testing.assert_close(weight.grad, x.sum(0, keepdim=True).t().expand(-1, 40),
+                               atol=0.5, rtol=0.02)  # fmt: skip
+    assert torch.equal(wide_product(x, weight, bias, torch.float32), exact)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: SharedBottom(IN_DIM, (16, 8), N_TASKS, dropout=0.0),
+    lambda: PLE(IN_DIM, 2, 1, expert_dims=(8,), n_tasks=N_TASKS, dropout=0.0, read_only=[1]),
+], ids=["shared_bottom", "ple"])  # fmt: skip
+def test_bf16_training_products_leave_evaluation_in_fp32(make) -> None:
+    torch.manual_seed(0)
+    bottom = make()
+    x = torch.randn(BATCH, IN_DIM)
+    before = [out.detach() for out in bottom.eval()(x)]
+    set_train_dtype(bottom, torch.bfloat16)
+    layers = [m for m in bottom.modules() if isinstance(m, ExpertBank | MLP)]
+    assert layers and all(m.train_dtype == torch.bfloat16 for m in layers)
+    assert all(torch.equal(a, b) for a, b in zip(before, bottom(x), strict=True))  # eval: fp32
+    trained = bottom.train()(x)  # dropout 0: only the rounding differs
+    assert not all(torch.equal(a, b) for a, b in zip(before, trained, strict=True))
+    for a, b in zip(before, trained, strict=True):
+        torch.testing.assert_close(b, a, atol=0.05, rtol=0.05)
 
 
 def test_tower_outputs_one_scalar_per_row() -> None:

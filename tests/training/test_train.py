@@ -89,6 +89,28 @@ def test_outputs_of_a_run(data_dir: Path, cache_dir: Path, tmp_path: Path) -> No
     assert config["text_encoder"].startswith("tiny-bert") and len(config["tasks"]) == 3
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_each_precision_trains_and_is_recorded(
+    data_dir: Path, cache_dir: Path, tmp_path: Path, precision: str
+) -> None:
+    result = run(tiny_model(), tiny_train(epochs=2, precision=precision), data_dir, tmp_path,
+                 cache_dir)  # fmt: skip
+    losses = [row["train_loss"] for row in result.history]
+    assert losses[-1] < losses[0]
+    summary = json.loads((tmp_path / "train_summary.json").read_text())
+    assert summary["precision"] == precision
+
+
+def test_auto_precision_is_bf16_only_where_the_cpu_has_bf16_products(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert train_module.resolve_precision("fp32") == "fp32"
+    assert train_module.resolve_precision("bf16") == "bf16"
+    for native, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(train_module, "native_bf16", lambda native=native: native)
+        assert train_module.resolve_precision("auto") == expected
+
+
 def test_same_seed_same_weights(data_dir: Path, cache_dir: Path, tmp_path: Path) -> None:
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
         run(tiny_model(), tiny_train(epochs=2, seed=seed), data_dir, tmp_path / name, cache_dir)

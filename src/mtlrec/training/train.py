@@ -13,9 +13,11 @@ the raw weighted terms.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import random
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -31,6 +33,7 @@ from tqdm.auto import tqdm
 
 from mtlrec.config import ModelConfig, TrainConfig
 from mtlrec.model.inputs import ModelInputs
+from mtlrec.model.layers import set_train_dtype
 from mtlrec.model.losses import (
     LossTally,
     LossWeighting,
@@ -71,6 +74,7 @@ SELECTION_COLUMNS = {"normalized": "valid_score", "loss": "valid_loss"}
 # model's outputs so that two identical trainings write identical files.
 TIMING_COLUMNS = ("train_seconds", "samples_per_s")
 PROJECT_MARKERS = (".git", "dvc.yaml", "pyproject.toml", "params.yaml")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,7 @@ class Session:
     cfg: TrainConfig
     world: World
     references: dict[LossTerm, float]  # valid loss of the constant prior, per term
+    precision: str = "fp32"  # `train.precision` resolved: what the bottom's first layer runs in
     label: str = ""  # names the model in the log when several train at once
 
     @classmethod
@@ -165,6 +170,8 @@ class Session:
         objective = Objective(model, weighting, aux)
         priors = data.train.targets.priors()
         references = constant_losses(model.tasks, priors, data.valid.targets, aux)
+        precision = resolve_precision(cfg.precision)
+        set_train_dtype(model.bottom, DTYPES[precision])
         return cls(
             model=model,
             weighting=weighting,
@@ -176,8 +183,28 @@ class Session:
             cfg=cfg,
             world=world,
             references=references,
+            precision=precision,
             label=label,
         )
+
+
+@functools.cache
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (x86's AVX512-BF16 or AMX-BF16), from
+    Linux's CPU flags: torch has no public call for it. Without, bf16 products are emulated
+    (or fall back to reference code) and a step is no faster than in fp32. False elsewhere."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return re.search(r"\b(avx512_bf16|amx_bf16)\b", flags) is not None
+
+
+def resolve_precision(precision: str) -> str:
+    """`train.precision`: "auto" is bf16 on a CPU with bf16 dot products, else fp32."""
+    if precision != "auto":
+        return precision
+    return "bf16" if native_bf16() else "fp32"
 
 
 def thread_count() -> int:
@@ -382,6 +409,7 @@ def _write_outputs(session: Session, state: TrainState, out_dir: Path, data_dir:
         "n_train_rows": len(session.data.train),
         "n_valid_rows": len(session.data.valid),
         "threads": torch.get_num_threads(),
+        "precision": session.precision,
         "processes": session.world.size,
     }
     (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
@@ -444,6 +472,13 @@ def run(
         model = MultiTaskModel(model_cfg, data.spec, encoder)
         model.init_output_biases(data.train.targets.priors())
         session = Session.create(model, train_cfg, data, world, label)
+        if world.is_main:
+            print(
+                f"{label + ': ' if label else ''}training {len(data.train):,} rows, "
+                f"{model_cfg.bottom}, {session.precision} (train.precision="
+                f"{train_cfg.precision}), {torch.get_num_threads()} thread(s) x {world.size}",
+                flush=True,
+            )
         fp = _run_fingerprint(model_cfg, train_cfg, data_dir)
         root = checkpoints / fp[:16]
         state, best, resumed_from = _resume_or_start(session, root, fp)
