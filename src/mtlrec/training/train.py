@@ -191,8 +191,9 @@ class Session:
 @functools.cache
 def native_bf16() -> bool:
     """Whether this CPU multiplies bf16 in hardware (x86's AVX512-BF16 or AMX-BF16), from
-    Linux's CPU flags: torch has no public call for it. Without, bf16 products are emulated
-    (or fall back to reference code) and a step is no faster than in fp32. False elsewhere."""
+    Linux's CPU flags: torch has no public call for it. Without, oneDNN emulates bf16 products
+    (or torch falls back to plain loops), which the gain measured here does not cover, so
+    "auto" stays fp32 there. False where there is no /proc/cpuinfo."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
