@@ -137,7 +137,9 @@ def test_field_interactions_add_one_product_per_pair(
     assert crossed.in_dim == plain.in_dim + n_fields * (n_fields - 1) // 2
     embedded = crossed.embedding(inputs.fields)  # (B, F, E)
     products = crossed.products(embedded)
-    torch.testing.assert_close(products[:, 0], (embedded[:, 0] * embedded[:, 1]).sum(-1))
+    pairs = [(i, j) for i in range(n_fields) for j in range(i + 1, n_fields)]  # IPNN's order
+    expected = torch.stack([(embedded[:, i] * embedded[:, j]).sum(-1) for i, j in pairs], dim=1)
+    torch.testing.assert_close(products, expected)
 
 
 def test_bias_feature_only_shifts_the_click_logit(spec: FeatureSpec, inputs: ModelInputs) -> None:
