@@ -101,6 +101,15 @@ def test_each_precision_trains_and_is_recorded(
     assert summary["precision"] == precision
 
 
+def test_a_run_can_be_given_a_thread_count_and_restores_the_callers(
+    data_dir: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    before = torch.get_num_threads()
+    run(tiny_model(), tiny_train(epochs=1), data_dir, tmp_path, cache_dir, threads=2)
+    assert json.loads((tmp_path / "train_summary.json").read_text())["threads"] == 2
+    assert torch.get_num_threads() == before
+
+
 def test_auto_precision_is_bf16_only_where_the_cpu_has_bf16_products(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -179,6 +188,24 @@ def test_checkpoints_of_another_config_are_not_resumed(
     result = run(tiny_model(), other, data_dir, model, cache_dir, checkpoints=checkpoints)
     assert result.resumed_from_epoch is None
     assert not checkpoints.exists()  # the stale run's checkpoints went too
+
+
+def test_checkpoints_are_resumed_by_the_precision_that_ran_not_by_auto(
+    data_dir: Path, cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ "auto" is bf16 on a CPU with bf16 products and fp32 elsewhere: a checkpoint says which."""
+    checkpoints = tmp_path / "checkpoints"
+
+    def train(precision: str) -> train_module.TrainResult:
+        return run(tiny_model(), tiny_train(epochs=1, precision=precision), data_dir,
+                   tmp_path / "model", cache_dir, checkpoints=checkpoints,
+                   keep_checkpoints=True)  # fmt: skip
+
+    monkeypatch.setattr(train_module, "native_bf16", lambda: True)
+    assert train("auto").resumed_from_epoch is None
+    assert train("bf16").resumed_from_epoch == 1  # the same training: its checkpoint is done
+    monkeypatch.setattr(train_module, "native_bf16", lambda: False)
+    assert train("auto").resumed_from_epoch is None  # fp32 here: not the bf16 run's checkpoint
 
 
 def scripted_valid_losses(values: list[float]) -> Iterator[dict[str, float]]:

@@ -213,8 +213,9 @@ def thread_count() -> int:
 
 
 @contextmanager
-def deterministic(seed: int) -> Iterator[None]:
-    """Fixed seeds, deterministic kernels and a fixed thread count; restored afterwards.
+def deterministic(seed: int, threads: int | None = None) -> Iterator[None]:
+    """Fixed seeds, deterministic kernels and a fixed thread count (`threads`, default
+    `thread_count()`); restored afterwards.
 
     Deterministic mode would also fill every new tensor with NaN (a pass over each activation
     and gradient buffer, to expose reads of uninitialised memory); the model reads none, so
@@ -227,7 +228,7 @@ def deterministic(seed: int) -> Iterator[None]:
     )
     torch.use_deterministic_algorithms(True)
     fill.fill_uninitialized_memory = False
-    torch.set_num_threads(thread_count())
+    torch.set_num_threads(threads or thread_count())
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -424,8 +425,15 @@ def _write_timings(state: TrainState, file: Path, seconds: float) -> None:
     file.write_text(json.dumps({"seconds": seconds, "epochs": rows}, indent=2) + "\n")
 
 
-def _run_fingerprint(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: Path) -> str:
+def _run_fingerprint(
+    model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: Path, precision: str
+) -> str:
+    """What a checkpoint may be resumed by: the configs and data, with `train.precision` the
+    `precision` that runs (the session's: "auto" is bf16 on one CPU and fp32 on another, so a
+    bf16 run's checkpoint must not be finished in fp32, and "auto" and "bf16" on a bf16 CPU
+    are one training)."""
     files = [data_dir / "train.parquet", data_dir / "valid.parquet", data_dir / SCHEMA_FILE]
+    train_cfg = train_cfg.model_copy(update={"precision": precision})
     configs = (model_cfg.model_dump(mode="json"), train_cfg.model_dump(mode="json"))
     return fingerprint(FORMAT_VERSION, *configs, files=files)
 
@@ -442,6 +450,7 @@ def run(
     keep_checkpoints: bool = False,
     label: str = "",
     data: TrainingData | None = None,
+    threads: int | None = None,
 ) -> TrainResult:
     """Train on `data_dir/{train,valid}.parquet`, write the best epoch's model to `out_dir`.
 
@@ -451,12 +460,14 @@ def run(
     They are removed after success unless `keep_checkpoints`. Wall-clock timings go to
     `timings`, not to `out_dir`. `label` prefixes the per-epoch log lines. Under torchrun every
     rank runs this. `data`: the data of `data_dir` already loaded for this model (the caller
-    loaded it to fill the text cache), not loaded again.
+    loaded it to fill the text cache), not loaded again. `threads`: torch threads for this
+    run (default `thread_count()`: half the cores, for a machine that trains two models at
+    once; a benchmark of one model alone on an idle machine gives it every core).
     """
     started = time.perf_counter()
     data_dir, out_dir, cache_dir = Path(data_dir), Path(out_dir), Path(cache_dir)
     checkpoints = Path(checkpoints) if checkpoints else out_dir.with_name(f".{out_dir.name}.ckpt")
-    with joined() as world, deterministic(train_cfg.seed):
+    with joined() as world, deterministic(train_cfg.seed, threads):
         if world.is_main:
             _clear_outputs(out_dir)
         encoder = build_text_encoder(model_cfg.text) if model_cfg.text.finetune_layers else None
@@ -480,7 +491,7 @@ def run(
                 f"{train_cfg.precision}), {torch.get_num_threads()} thread(s) x {world.size}",
                 flush=True,
             )
-        fp = _run_fingerprint(model_cfg, train_cfg, data_dir)
+        fp = _run_fingerprint(model_cfg, train_cfg, data_dir, session.precision)
         root = checkpoints / fp[:16]
         state, best, resumed_from = _resume_or_start(session, root, fp)
         state, best = _fit(session, state, best, root)
