@@ -3,8 +3,9 @@
 Trains, in one process and on the same `--data` (a `build-dataset` output), each bottom of our
 model (`params.yaml`'s model and train sections, `--epochs` epochs) and torch-rechub's `MMOE`
 and `PLE` with its own `MTLTrainer` and `DataGenerator` (its data loading is part of its cost),
-at the same batch size, learning rate, weight decay (AdamW for both), epochs and thread count
-(`training.train.thread_count()`). torch-rechub is the `bench` extra, not a runtime dependency.
+at the same batch size, learning rate, weight decay (AdamW for both), epochs and torch thread
+count (`--threads`; default `training.train.thread_count()`, the pipeline's: half the cores).
+torch-rechub is the `bench` extra, not a runtime dependency.
 
 What torch-rechub gets: the impression rows of the table, our feature spec's encoding of them
 (fitted on the whole train split, as ours is): each categorical column a `SparseFeature`
@@ -23,7 +24,11 @@ Test AUCs: ours from `evaluation.evaluate.evaluate_model`, torch-rechub's from i
 
     .venv/bin/python benchmarks/bench_peer.py --data data/training --cache data/cache
         [--epochs 1] [--models shared_bottom mmoe ple rechub-mmoe rechub-ple] [--rows 100000]
-        [--precision auto|fp32|bf16]
+        [--precision auto|fp32|bf16] [--threads N] [--repeat N]
+
+`--repeat N` trains every model N times, ours first in odd runs and torch-rechub first in even
+ones, and prints each run's ratio and their median: this machine's speed drifts by up to a
+third over an hour, and one run's ratio carries it.
 """
 
 from __future__ import annotations
@@ -69,6 +74,7 @@ class Result:
     seconds_per_epoch: float
     auc_ctr: float | None
     auc_ctcvr: float | None
+    run: int = 1  # which of `--repeat` runs
 
     @property
     def samples_per_s(self) -> float:
@@ -144,30 +150,54 @@ def fmt_auc(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
+def ratios(results: list[Result], baseline: tuple[str, str] = BASELINE) -> dict[int, float]:
+    """Each result's samples/s over the baseline's of the same run (by index in `results`):
+    models of one run train minutes apart, runs may be an hour apart."""
+    base = {r.run: r.samples_per_s for r in results if (r.model, r.bottom) == baseline}
+    return {i: r.samples_per_s / base[r.run] for i, r in enumerate(results) if r.run in base}
+
+
 def markdown_table(results: list[Result], baseline: tuple[str, str] = BASELINE) -> str:
-    base = next((r.samples_per_s for r in results if (r.model, r.bottom) == baseline), None)
-    head = ["model", "bottom", "tasks", "threads", "precision", "train rows", "epochs", "s/epoch",
-            "samples/s", f"ratio to {' '.join(baseline)}", "test AUC ctr",
+    ratio_of = ratios(results, baseline)
+    head = ["run", "model", "bottom", "tasks", "threads", "precision", "train rows", "epochs",
+            "s/epoch", "samples/s", f"ratio to {' '.join(baseline)}", "test AUC ctr",
             "test AUC ctcvr"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in results:
-        ratio = "-" if base is None else f"{r.samples_per_s / base:.2f}"
-        cells = [r.model, r.bottom, r.tasks, str(r.threads), r.precision, f"{r.rows:,}",
-                 str(r.epochs), f"{r.seconds_per_epoch:.1f}", f"{r.samples_per_s:,.0f}", ratio,
-                 fmt_auc(r.auc_ctr), fmt_auc(r.auc_ctcvr)]  # fmt: skip
+    for i, r in enumerate(results):
+        ratio = f"{ratio_of[i]:.2f}" if i in ratio_of else "-"
+        cells = [str(r.run), r.model, r.bottom, r.tasks, str(r.threads), r.precision,
+                 f"{r.rows:,}", str(r.epochs), f"{r.seconds_per_epoch:.1f}",
+                 f"{r.samples_per_s:,.0f}", ratio, fmt_auc(r.auc_ctr),
+                 fmt_auc(r.auc_ctcvr)]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def ratio_summary(results: list[Result], baseline: tuple[str, str] = BASELINE) -> list[str]:
+    """One line per other model: its ratio in each run and their median."""
+    ratio_of = ratios(results, baseline)
+    by_model: dict[tuple[str, str], list[float]] = {}
+    for i, r in enumerate(results):
+        if i in ratio_of and (r.model, r.bottom) != baseline:
+            by_model.setdefault((r.model, r.bottom), []).append(ratio_of[i])
+    return [
+        f"{' '.join(key)}: ratio to {' '.join(baseline)} "
+        f"{', '.join(f'{v:.2f}' for v in values)} (median {np.median(values):.2f})"
+        for key, values in by_model.items()
+    ]
 
 
 # --- our model ----------------------------------------------------------------------------------
 
 
-def train_ours(params: Params, bottom: str, data: Path, cache: Path, work: Path) -> Result:
+def train_ours(
+    params: Params, bottom: str, data: Path, cache: Path, work: Path, threads: int, run_no: int = 1
+) -> Result:
     model = params.model.model_copy(update={"bottom": bottom})
     epochs = params.train.epochs
     train = params.train.model_copy(update={"patience": epochs})  # no early stop
     out = work / bottom
-    result = run(model, train, data, out, cache)
+    result = run(model, train, data, out, cache, threads=threads)
     summary = json.loads((out / SUMMARY_FILE).read_text())
     report = evaluate_model(params.evaluate, out, data, None, cache)
     return Result(
@@ -181,6 +211,7 @@ def train_ours(params: Params, bottom: str, data: Path, cache: Path, work: Path)
         seconds_per_epoch=mean_epoch_seconds(result.history),
         auc_ctr=report.get("ctr", {}).get("auc"),
         auc_ctcvr=report.get("ctcvr", {}).get("auc"),
+        run=run_no,
     )
 
 
@@ -240,7 +271,13 @@ def timed(fn: Callable, seconds: list[float]) -> Callable:
 
 
 def train_rechub(
-    name: str, params: Params, splits: dict[str, Split], sizes: dict[str, int], work: Path
+    name: str,
+    params: Params,
+    splits: dict[str, Split],
+    sizes: dict[str, int],
+    work: Path,
+    threads: int,
+    run_no: int = 1,
 ) -> Result:
     """torch-rechub's documented loop: DataGenerator's loaders, MTLTrainer.fit, evaluate."""
     from torch_rechub.trainers import MTLTrainer, mtl_trainer
@@ -248,7 +285,7 @@ def train_rechub(
 
     cfg, train = params.model, params.train
     previous = torch.get_num_threads()
-    torch.set_num_threads(thread_count())
+    torch.set_num_threads(threads)
     # Its progress bars, like ours, only on a terminal (disable=None): in a log they were a
     # line a second, hundreds of KB.
     original = mtl_trainer.tqdm  # the tqdm module, whose `tqdm.tqdm` it calls
@@ -279,19 +316,59 @@ def train_rechub(
     return Result("torch-rechub", name.removeprefix("rechub-"), "ctr, ctcvr", threads, "fp32",
                   len(splits["train"].y),
                   len(seconds), sum(seconds) / len(seconds), float(auc_ctr),
-                  float(auc_ctcvr))  # fmt: skip
+                  float(auc_ctcvr), run_no)  # fmt: skip
 
 
-def run_rechub(names: list[str], params: Params, data: Path, cache: Path, work: Path) -> list:
-    if not names:
-        return []
+@dataclass
+class RechubData:
+    """torch-rechub's splits and vocabulary sizes, encoded once for every run."""
+
+    splits: dict[str, Split]
+    sizes: dict[str, int]
+
+
+def rechub_data(params: Params, data: Path, cache: Path) -> RechubData:
     spec = fit_spec(data, params.model)
     splits = rechub_splits(data, spec, params.model, cache, params.train.batch_size)
-    sizes = dict(zip(spec.field_names, spec.field_sizes, strict=True))
-    return [train_rechub(name, params, splits, sizes, work) for name in names]
+    return RechubData(splits, dict(zip(spec.field_names, spec.field_sizes, strict=True)))
+
+
+def one_run(
+    args: argparse.Namespace, params: Params, data: Path, rechub: RechubData | None, run_no: int
+) -> list[Result]:
+    """Every chosen model once, in `work/run<N>`; odd runs ours first, even runs torch-rechub
+    first, so a machine that speeds up or slows down over the runs favours neither."""
+    work = args.work / f"run{run_no}"
+    ours = [b for b in OURS if b in args.models]
+    theirs = [name for name in RECHUB if name in args.models]
+    jobs: list[Callable[[], Result]] = [
+        partial(train_ours, params, b, data, args.cache, work, args.threads, run_no) for b in ours
+    ]
+    if rechub is not None:
+        jobs += [
+            partial(train_rechub, name, params, rechub.splits, rechub.sizes, work, args.threads,
+                    run_no)
+            for name in theirs
+        ]  # fmt: skip
+    order = list(range(len(jobs)))
+    if run_no % 2 == 0:
+        order = order[len(ours) :] + order[: len(ours)]
+    done = {i: jobs[i]() for i in order}
+    return [done[i] for i in range(len(jobs))]  # the table's order: ours, then torch-rechub
 
 
 # --- entry point --------------------------------------------------------------------------------
+
+
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (a mistake is one line, not a traceback)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
 
 
 def main() -> None:
@@ -304,6 +381,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=None, help="subsample train to this many rows")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=None,
                         help="ours: train.precision (default: params.yaml's)")  # fmt: skip
+    parser.add_argument("--threads", type=positive, default=thread_count(),
+                        help="torch threads for every model (default: %(default)s, half the "
+                        "cores, as the pipeline trains)")  # fmt: skip
+    parser.add_argument("--repeat", type=positive, default=1,
+                        help="train every model this many times, alternating which library "
+                        "goes first; a ratio per run and their median")  # fmt: skip
     args = parser.parse_args()
     params = load_params(args.params)
     params = params.model_copy(
@@ -313,13 +396,19 @@ def main() -> None:
         train = params.train.model_copy(update={"precision": args.precision})
         params = params.model_copy(update={"train": train})
     started = time.perf_counter()
+    rechub = any(name in args.models for name in RECHUB)
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        data = subsample(args.data, args.rows, work)
-        results = [train_ours(params, b, data, args.cache, work) for b in OURS if b in args.models]
-        rechub = [name for name in RECHUB if name in args.models]
-        results += run_rechub(rechub, params, data, args.cache, work)
+        args.work = Path(tmp)
+        data = subsample(args.data, args.rows, args.work)
+        loaded = rechub_data(params, data, args.cache) if rechub else None
+        results = [
+            result
+            for run_no in range(1, args.repeat + 1)
+            for result in one_run(args, params, data, loaded, run_no)
+        ]
     print(markdown_table(results))
+    if args.repeat > 1:
+        print("\n" + "\n".join(ratio_summary(results)))
     print(
         f"\n{args.epochs} epoch(s) each, {time.perf_counter() - started:.0f} s in all (data and "
         "text loading, validation and test included). Ours trains ctr, cvr (ESMM) and relevance "
