@@ -3,7 +3,14 @@
 import pytest
 import torch
 
-from mtlrec.model.layers import MLP, ExpertBank, relu_dropout, set_train_dtype, wide_product
+from mtlrec.model.layers import (
+    MLP,
+    ExpertBank,
+    _keep_scale,
+    relu_dropout,
+    set_train_dtype,
+    wide_product,
+)
 from mtlrec.model.mmoe import MMoE, mix_experts
 from mtlrec.model.ple import PLE
 from mtlrec.model.shared_bottom import SharedBottom
@@ -91,6 +98,27 @@ def test_relu_dropout_is_relu_then_dropout() -> None:
     assert torch.equal(first, relu_dropout(x, 0.25, training=True))  # the global RNG decides
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_relu_dropout_is_relu_times_its_keep_tensor_bit_for_bit(dtype: torch.dtype) -> None:
+    """Its own backward gives autograd's numbers for relu(x) * keep; a bf16 x (the first layer's
+    product) comes out fp32, and its gradient goes back in bf16."""
+    torch.manual_seed(3)
+    x = torch.randn(300, 7, dtype=dtype, requires_grad=True)
+    torch.manual_seed(4)
+    out = relu_dropout(x, 0.3, training=True)
+    torch.manual_seed(4)
+    keep = _keep_scale(x.shape, 0.3)
+    assert keep.unique().tolist() == [0.0, pytest.approx(1 / 0.7)]  # dropped, kept and scaled
+    reference_x = x.detach().clone().requires_grad_()
+    reference = torch.relu(reference_x.float()) * keep
+    assert out.dtype == torch.float32 and torch.equal(out, reference)
+    grad = torch.randn(out.shape)
+    out.backward(grad)
+    reference.backward(grad)
+    assert x.grad.dtype == dtype and torch.equal(x.grad, reference_x.grad)
+    assert relu_dropout(x, 0.3, training=False).dtype == torch.float32
+
+
 def test_an_expert_bank_computes_each_expert_as_its_own_mlp() -> None:
     bank = ExpertBank(IN_DIM, 3, (8, 4), dropout=0.0)
     x = torch.randn(BATCH, IN_DIM)
@@ -110,7 +138,9 @@ def test_a_bf16_wide_product_rounds_the_product_not_the_weights() -> None:
     bias = torch.randn(40, requires_grad=True)
     exact = torch.addmm(bias, x, weight)
     out = wide_product(x, weight, bias, torch.bfloat16)
-    assert out.dtype == torch.float32 and not torch.equal(out, exact)  # really rounded
+    assert out.dtype == torch.bfloat16  # relu_dropout widens it
+    out = out.float()
+    assert not torch.equal(out, exact)  # really rounded
     # bf16 keeps 8 bits of mantissa: each input ~0.4% off, the sum of 300 products ~0.5% of
     # its scale (~17 here).
     assert (out - exact).abs().max() < 0.02 * exact.abs().max()
