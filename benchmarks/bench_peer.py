@@ -334,27 +334,33 @@ def rechub_data(params: Params, data: Path, cache: Path) -> RechubData:
 
 
 def one_run(
-    args: argparse.Namespace, params: Params, data: Path, rechub: RechubData | None, run_no: int
+    args: argparse.Namespace,
+    params: Params,
+    data: Path,
+    rechub: RechubData | None,
+    work: Path,
+    run_no: int,
 ) -> list[Result]:
     """Every chosen model once, in `work/run<N>`; odd runs ours first, even runs torch-rechub
     first, so a machine that speeds up or slows down over the runs favours neither."""
-    work = args.work / f"run{run_no}"
-    ours = [b for b in OURS if b in args.models]
-    theirs = [name for name in RECHUB if name in args.models]
-    jobs: list[Callable[[], Result]] = [
-        partial(train_ours, params, b, data, args.cache, work, args.threads, run_no) for b in ours
+    work = work / f"run{run_no}"
+    ours: list[Callable[[], Result]] = [
+        partial(train_ours, params, b, data, args.cache, work, args.threads, run_no)
+        for b in OURS
+        if b in args.models
     ]
+    theirs: list[Callable[[], Result]] = []
     if rechub is not None:
-        jobs += [
+        theirs = [
             partial(train_rechub, name, params, rechub.splits, rechub.sizes, work, args.threads,
                     run_no)
-            for name in theirs
+            for name in RECHUB
+            if name in args.models
         ]  # fmt: skip
-    order = list(range(len(jobs)))
     if run_no % 2 == 0:
-        order = order[len(ours) :] + order[: len(ours)]
-    done = {i: jobs[i]() for i in order}
-    return [done[i] for i in range(len(jobs))]  # the table's order: ours, then torch-rechub
+        theirs_done = [job() for job in theirs]
+        return [job() for job in ours] + theirs_done  # the table's order: ours, then theirs
+    return [job() for job in ours + theirs]
 
 
 # --- entry point --------------------------------------------------------------------------------
@@ -398,13 +404,13 @@ def main() -> None:
     started = time.perf_counter()
     rechub = any(name in args.models for name in RECHUB)
     with tempfile.TemporaryDirectory() as tmp:
-        args.work = Path(tmp)
-        data = subsample(args.data, args.rows, args.work)
+        work = Path(tmp)
+        data = subsample(args.data, args.rows, work)
         loaded = rechub_data(params, data, args.cache) if rechub else None
         results = [
             result
             for run_no in range(1, args.repeat + 1)
-            for result in one_run(args, params, data, loaded, run_no)
+            for result in one_run(args, params, data, loaded, work, run_no)
         ]
     print(markdown_table(results))
     if args.repeat > 1:
