@@ -16,7 +16,7 @@ from mtlrec.model.predict import predict
 from mtlrec.training import train as train_module
 from mtlrec.training.data import load_training_data, read_split
 from mtlrec.training.synthetic import write_synthetic_dataset
-from mtlrec.training.train import run, set_learning_rate
+from mtlrec.training.train import clip_gradients, run, set_learning_rate
 from tests.plain import plain_model, plain_text, plain_train
 
 
@@ -324,3 +324,20 @@ def test_without_id_embeddings_the_model_reads_no_raw_id(
     run(tiny_model(id_embeddings=False), tiny_train(epochs=1), data_dir, tmp_path, cache_dir)
     saved = json.loads((tmp_path / "feature_spec.json").read_text())
     assert saved["ids"] == []  # serving encodes the same fields as training did
+
+
+@pytest.mark.parametrize("scale", [0.01, 100.0])  # under the limit: untouched; over: clipped
+def test_clip_gradients_is_clip_grad_norm_bit_for_bit(scale: float) -> None:
+    torch.manual_seed(0)
+    grads = [torch.randn(7, 3) * scale, torch.randn(5) * scale]
+    ours = [torch.nn.Parameter(torch.zeros_like(g)) for g in grads]
+    theirs = [torch.nn.Parameter(torch.zeros_like(g)) for g in grads]
+    for p, q, g in zip(ours, theirs, grads, strict=True):
+        p.grad, q.grad = g.clone(), g.clone()
+    unused = torch.nn.Parameter(torch.zeros(2))  # no gradient: skipped by both
+    clip_gradients([*ours, unused], 5.0)
+    torch.nn.utils.clip_grad_norm_([*theirs, unused], 5.0)
+    for p, q, g in zip(ours, theirs, grads, strict=True):
+        assert torch.equal(p.grad, q.grad)
+        assert torch.equal(p.grad, g) == (scale < 1)  # only the large ones were scaled
+    assert unused.grad is None
