@@ -99,8 +99,28 @@ def test_text_features_of_distinct_texts_equal_the_per_row_ones(
         pair = module.pair_projection(query) * module.pair_projection(rows[:, t])
         expected += [cosine.unsqueeze(-1), pair]
     assert inputs.text_embeddings.shape[0] < inputs.text_index.numel()  # texts do repeat
-    actual = module(inputs.text_embeddings, inputs.text_index, present)
+    spans = inputs.text_spans
+    for t in range(present.shape[1]):  # each column reads its own block of distinct texts
+        index = inputs.text_index[:, t]
+        assert spans[t] <= int(index.min()) and int(index.max()) < spans[t + 1]
+    actual = module(inputs.text_embeddings, inputs.text_index, present, spans)
     torch.testing.assert_close(actual, torch.cat(expected, dim=-1))
+    anywhere = module(inputs.text_embeddings, inputs.text_index, present)  # no spans: any row
+    torch.testing.assert_close(anywhere, actual)
+
+
+def test_frozen_cosines_are_computed_once_per_frame_and_equal_the_models(
+    frame: pd.DataFrame, spec: FeatureSpec, inputs: ModelInputs, tmp_path: Path
+) -> None:
+    module = MultiTaskModel(tiny_cfg(), spec).text
+    rows = torch.arange(len(frame)).flip(0)[:20]
+    batch = tensor_frame(spec, tiny_cfg(), frame, tmp_path).inputs(rows)
+    assert batch.text_cosines is not None and batch.text_cosines.shape == (20, 1)
+    assert batch.text_cosines.abs().sum() > 0
+    args = (batch.text_embeddings, batch.text_index, batch.text_present, batch.text_spans)
+    computed = module(*args)  # the cosines from the batch's texts
+    assert torch.equal(module(*args, batch.text_cosines), computed)
+    assert inputs.text_cosines is None  # TensorFrame.build without them: the model computes
 
 
 def test_finetuned_encoder_is_part_of_the_model(
@@ -195,15 +215,35 @@ def test_term_gating_feeds_the_bottom_and_learns_from_the_terms(
     assert model.in_dim == MultiTaskModel(tiny_cfg(), spec).in_dim + cfg.text_dim
     rows = torch.arange(len(frame))
     batch = tensor_frame(spec, cfg, frame, tmp_path).inputs(rows)
-    assert batch.terms is not None and batch.terms.counts.shape[:2] == batch.terms.mask.shape
+    terms = batch.terms
+    assert terms is not None and terms.counts.shape[0] == len(terms.slots) == len(terms.rows)
+    assert bool((terms.rows.diff() >= 0).all())  # packed row by row
     gated = model.terms(batch.terms)  # (B, text_dim)
     no_query = ~batch.text_present[:, spec.query_index]
     assert no_query.any() and not gated[no_query].any()  # a feed row has no term
+    assert not no_query[terms.rows].any()  # and no packed slot
     model(batch).relevance.sum().backward()
     assert model.terms.gate.weight.grad.abs().sum() > 0
     without_terms = tensor_frame(spec, tiny_cfg(), frame, tmp_path).inputs(rows)
     with pytest.raises(ValueError, match="per-term"):
         model(without_terms)
+
+
+def test_packed_term_gating_is_the_masked_sum_over_the_padded_slots(
+    frame: pd.DataFrame, spec: FeatureSpec, tmp_path: Path
+) -> None:
+    text = plain_text(encoder="tiny", max_length=16, term_gating=True, term_buckets=32)
+    cfg = tiny_cfg(text=text)
+    model = MultiTaskModel(cfg, spec)
+    torch.nn.init.normal_(model.terms.own.weight)  # not the zero start: the buckets count
+    rows = torch.arange(len(frame)).flip(0)  # any order of rows
+    table = tensor_frame(spec, cfg, frame, tmp_path).terms
+    padded = table.terms[table.index[rows]]  # (B, Lq): the padded form, 0 in empty slots
+    gate = model.terms.gate(table.vectors[padded]) + model.terms.own(table.buckets[padded])
+    match = model.terms.match(table.counts[table.index[rows]])  # (B, Lq, H)
+    expected = (gate * match * (padded > 0).unsqueeze(-1)).sum(dim=1)  # (B, H)
+    assert (padded > 0).any() and (padded == 0).any()
+    torch.testing.assert_close(model.terms(table.inputs(rows)), expected)
 
 
 def test_term_buckets_add_a_learned_gate_per_word_starting_at_zero(

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 
 from mtlrec.config import ModelConfig
 from mtlrec.model.match import TermMatch, frame_words, term_match, word_match
@@ -30,26 +31,51 @@ class ModelInputs:
     dense: torch.Tensor  # (B, Dd)
     text_present: torch.Tensor  # (B, T) bool: the text is non-null
     # Texts repeat across rows (400 titles, a few thousand queries): a batch carries each distinct
-    # text once and the model projects each once, then gathers per row.
+    # text of each column once, the columns' distinct texts one block after another, and the model
+    # projects each block with its column's projection once, then gathers per row.
     text_index: torch.Tensor  # (B, T) row of each text in text_embeddings / text_tokens
     text_embeddings: torch.Tensor | None = None  # (U, D) frozen encoder output
     text_tokens: TextTokens | None = None  # fine-tuning: the model encodes them itself
     match: torch.Tensor | None = None  # (B, M) word-level query-text match features
     terms: TermInputs | None = None  # per query term: its embedding and kernel counts
+    # Column t's texts are rows text_spans[t]:text_spans[t + 1]; () when every column may read
+    # every row.
+    text_spans: tuple[int, ...] = ()
+    # (B, P) `query_cosines` of the frozen embeddings, computed once per frame; None: the model
+    # computes them from the batch's texts (a fine-tuned encoder's change every step).
+    text_cosines: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.fields.shape[0]
 
 
+def query_cosines(
+    embeddings: torch.Tensor, index: torch.Tensor, present: torch.Tensor, query: int
+) -> torch.Tensor:
+    """(B, P): the cosine similarity of each row's query embedding with each of its other texts
+    (every column but `query`, in order), 0 where either text is null. `embeddings` (U, D),
+    `index` (B, T) rows of it, `present` (B, T) the text is non-null."""
+    mask = present.unsqueeze(-1).to(embeddings.dtype)  # (B, T, 1)
+    query_rows = embeddings[index[:, query]] * mask[:, query]  # (B, D)
+    cosines = []
+    for t in range(index.shape[1]):
+        if t != query:
+            other = embeddings[index[:, t]] * mask[:, t]  # (B, D)
+            cosines.append(F.cosine_similarity(query_rows, other, dim=-1, eps=1e-8))  # (B,)
+    return torch.stack(cosines, dim=-1) if cosines else embeddings.new_zeros((len(index), 0))
+
+
 @dataclass(frozen=True)
 class TermInputs:
-    """The query's terms of a batch (DRMM term gating, see `match.term_match`)."""
+    """The query terms of a batch (DRMM term gating, see `match.term_match`), packed: only real
+    terms, no padding slot (a batch row has ~2 terms of the table's 8 slots, a feed row none)."""
 
     vectors: torch.Tensor  # (U, D) frozen embeddings of the batch's distinct terms
-    slots: torch.Tensor  # (B, Lq) row of each term in `vectors` (padding: a zero vector)
-    counts: torch.Tensor  # (B, Lq, W) kernel counts against the other texts
-    mask: torch.Tensor  # (B, Lq) bool: a real term
-    buckets: torch.Tensor  # (B, Lq) hash bucket of each term, 0 for padding
+    slots: torch.Tensor  # (n,) row of each term in `vectors`
+    counts: torch.Tensor  # (n, W) kernel counts against the other texts
+    buckets: torch.Tensor  # (n,) hash bucket of each term
+    rows: torch.Tensor  # (n,) the batch row each term belongs to, ascending
+    n_rows: int  # B
 
 
 @dataclass(frozen=True)
@@ -69,11 +95,12 @@ class TermTable:
 
     def inputs(self, rows: torch.Tensor) -> TermInputs:
         tuples = self.index[rows]  # (B,)
-        terms = self.terms[tuples]  # (B, Lq)
-        distinct, slots = torch.unique(terms, return_inverse=True)  # (U,), (B, Lq)
-        return TermInputs(
-            self.vectors[distinct], slots, self.counts[tuples], terms > 0, self.buckets[terms]
-        )
+        terms = self.terms[tuples]  # (B, Lq), 0: padding
+        row, slot = (terms > 0).nonzero(as_tuple=True)  # (n,), (n,): row-major, rows ascending
+        ids = terms[row, slot]  # (n,)
+        distinct, slots = torch.unique(ids, return_inverse=True)  # (U,), (n,)
+        counts = self.counts[tuples[row], slot]  # (n, W)
+        return TermInputs(self.vectors[distinct], slots, counts, self.buckets[ids], row, len(rows))
 
 
 @dataclass
@@ -86,6 +113,7 @@ class TensorFrame:
     text_table: TextTable
     match: torch.Tensor | None = None  # (N, M)
     terms: TermTable | None = None
+    cosines: torch.Tensor | None = None  # (N, P) `query_cosines` of frozen embeddings
 
     @classmethod
     def build(
@@ -94,6 +122,7 @@ class TensorFrame:
         text_table: TextTable,
         match: np.ndarray | None = None,
         terms: TermMatch | None = None,
+        cosines: torch.Tensor | None = None,
     ) -> TensorFrame:
         return cls(
             fields=torch.from_numpy(encoded.fields),
@@ -102,6 +131,7 @@ class TensorFrame:
             text_table=text_table,
             match=None if match is None else torch.from_numpy(match),
             terms=None if terms is None else TermTable.build(terms),
+            cosines=cosines,
         )
 
     def __len__(self) -> int:
@@ -111,7 +141,7 @@ class TensorFrame:
         codes = self.text_codes[rows]  # (B, T)
         table = self.text_table
         embeddings, tokens = None, None
-        unique, index = torch.unique(codes, return_inverse=True)  # (U,), (B, T)
+        unique, index, spans = _column_blocks(codes)  # (U,), (B, T)
         if codes.shape[1] == 0:  # no text feature in the schema: nothing to encode
             embeddings = torch.zeros((1, 1))  # (U, D) of nothing
         elif table.embeddings is not None:
@@ -124,12 +154,47 @@ class TensorFrame:
             fields=self.fields[rows],
             dense=self.dense[rows],
             text_present=codes > 0,
-            text_index=index.reshape(codes.shape),
+            text_index=index,
             text_embeddings=embeddings,
             text_tokens=tokens,
             match=None if self.match is None else self.match[rows],
             terms=None if self.terms is None else self.terms.inputs(rows),
+            text_spans=spans,
+            text_cosines=None if self.cosines is None else self.cosines[rows],
         )
+
+
+def _column_blocks(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[int, ...]]:
+    """Each column's distinct codes, one block after another; each row's position in them, and
+    where each block starts and ends: a query is projected with the query projection only and a
+    title with the title one (one table of every distinct text projected it with both)."""
+    blocks, index, spans = [], [], [0]
+    for t in range(codes.shape[1]):
+        unique, inverse = torch.unique(codes[:, t], return_inverse=True)
+        blocks.append(unique)
+        index.append(inverse + spans[-1])
+        spans.append(spans[-1] + len(unique))
+    if not blocks:
+        return codes.new_zeros(0), codes.new_zeros(codes.shape), (0,)
+    return torch.cat(blocks), torch.stack(index, dim=1), tuple(spans)
+
+
+# Rows per chunk when the cosines of a whole frame are computed: two (rows, D) gathers at a time.
+COSINE_CHUNK = 65_536
+
+
+def frame_cosines(table: TextTable, codes: torch.Tensor, query: int | None) -> torch.Tensor | None:
+    """`query_cosines` of every row of a frame with frozen embeddings: they never change, so
+    they are computed once here rather than in every training step (0.7 ms of ~21 a step)."""
+    if table.embeddings is None or query is None or codes.shape[1] < 2:
+        return None
+    present = codes > 0
+    chunks = [
+        query_cosines(table.embeddings, codes[i : i + COSINE_CHUNK],
+                      present[i : i + COSINE_CHUNK], query)
+        for i in range(0, len(codes), COSINE_CHUNK)
+    ]  # fmt: skip
+    return torch.cat(chunks) if chunks else torch.zeros((0, codes.shape[1] - 1))
 
 
 def tensor_frame(
@@ -152,4 +217,5 @@ def tensor_frame(
         match = word_match(encoded.strings, codes, query, cfg.text, cache_dir, words)
     if cfg.text.term_gating:
         terms = term_match(encoded.strings, codes, query, cfg.text, cache_dir, words)
-    return TensorFrame.build(encoded, table, match, terms)
+    cosines = frame_cosines(table, torch.from_numpy(codes), query)
+    return TensorFrame.build(encoded, table, match, terms, cosines)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mtlrec.config import ModelConfig
-from mtlrec.model.inputs import ModelInputs
+from mtlrec.model.inputs import ModelInputs, query_cosines
 from mtlrec.model.match import n_match_features, n_term_features
 from mtlrec.model.mmoe import MMoE
 from mtlrec.model.ple import PLE
@@ -167,26 +167,33 @@ class TextFeatures(nn.Module):
         self.out_dim = n_texts * out_dim + len(self.partners) * (out_dim + 1)
 
     def forward(
-        self, distinct: torch.Tensor, index: torch.Tensor, present: torch.Tensor
+        self,
+        distinct: torch.Tensor,
+        index: torch.Tensor,
+        present: torch.Tensor,
+        spans: tuple[int, ...] = (),
+        cosines: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """`distinct` (U, D): the batch's distinct texts; `index` (B, T): each row's text in it;
-        `present` (B, T): the text is non-null. Each projection runs once per distinct text
-        (a few hundred a batch, not B x T), then is gathered per row; a null text reads as a zero
-        embedding (its projection is the bias)."""
+        `present` (B, T): the text is non-null; `spans`: column t's texts are rows
+        spans[t]:spans[t + 1] (empty: any row). Each projection runs once per distinct text of
+        its column (a few hundred a batch, not B x T), then is gathered per row; a null text
+        reads as a zero embedding (its projection is the bias). `cosines` (B, P): the
+        query-text cosines when the caller has them (`inputs.query_cosines`)."""
         mask = present.unsqueeze(-1).to(distinct.dtype)  # (B, T, 1)
         parts = []
         for t, proj in enumerate(self.projections):
-            projected = proj(distinct)[index[:, t]]  # (B, K)
+            start, stop = (spans[t], spans[t + 1]) if spans else (0, len(distinct))
+            projected = proj(distinct[start:stop])[index[:, t] - start]  # (B, K)
             parts.append(torch.where(present[:, t : t + 1], projected, proj.bias))
         if self.partners:
             q = self.query_index
+            if cosines is None:
+                cosines = query_cosines(distinct, index, present, q)  # (B, P)
             pair = self.pair_projection(distinct)  # (U, K), no bias: zero for a null text
             query_proj = pair[index[:, q]] * mask[:, q]  # (B, K)
-            query = distinct[index[:, q]] * mask[:, q]  # (B, D)
-            for t in self.partners:
-                other = distinct[index[:, t]] * mask[:, t]  # (B, D)
-                cosine = F.cosine_similarity(query, other, dim=-1, eps=1e-8)  # (B,), 0 if null
-                parts += [cosine.unsqueeze(-1), query_proj * pair[index[:, t]] * mask[:, t]]
+            for p, t in enumerate(self.partners):
+                parts += [cosines[:, p : p + 1], query_proj * pair[index[:, t]] * mask[:, t]]
         if not parts:
             return distinct.new_zeros((index.shape[0], 0))
         return torch.cat(parts, dim=-1)  # (B, out_dim)
@@ -249,7 +256,9 @@ class MultiTaskModel(nn.Module):
 
     def features(self, inputs: ModelInputs) -> torch.Tensor:
         distinct = self.text_embeddings(inputs)
-        text = self.text(distinct, inputs.text_index, inputs.text_present)  # (B, text out)
+        text = self.text(
+            distinct, inputs.text_index, inputs.text_present, inputs.text_spans, inputs.text_cosines
+        )  # (B, text out)
         embedded = self.embedding(inputs.fields[:, self.main_fields])  # (B, F, E)
         parts = [embedded.flatten(1), inputs.dense, text]  # (B, F * E), (B, Dd), (B, text out)
         if self.products is not None:
