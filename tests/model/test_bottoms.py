@@ -11,7 +11,7 @@ from mtlrec.model.layers import (
     set_train_dtype,
     wide_product,
 )
-from mtlrec.model.mmoe import MMoE, mix_experts
+from mtlrec.model.mmoe import MMoE, mix_experts, mix_tasks
 from mtlrec.model.ple import PLE
 from mtlrec.model.shared_bottom import SharedBottom
 from mtlrec.model.towers import Tower
@@ -58,7 +58,7 @@ def test_ple_gate_sees_own_and_shared_experts_only() -> None:
 
 @pytest.mark.parametrize("read_only", [(), (1,), (0, 2)])
 def test_ple_mixes_each_task_s_own_and_the_shared_experts(read_only: tuple[int, ...]) -> None:
-    """The placement-matrix mix equals the textbook one: a softmax over [own, shared] experts."""
+    """The placed-columns mix equals the textbook one: a softmax over [own, shared] experts."""
     torch.manual_seed(0)
     k, n_shared = 3, 2
     ple = PLE(IN_DIM, k, n_shared, expert_dims=(4,), n_tasks=3, dropout=0, read_only=read_only)
@@ -212,3 +212,27 @@ def test_mixing_has_the_batched_product_s_value_and_gradient(n_tasks: int) -> No
     experts = torch.randn(5, 4, 3, dtype=torch.double, requires_grad=True)
     assert torch.allclose(_Mix.apply(weights, experts), torch.bmm(weights, experts))
     assert torch.autograd.gradcheck(_Mix.apply, (weights, experts))
+
+
+def test_placing_gate_weights_by_columns_is_the_0_1_placement_product_bit_for_bit() -> None:
+    """mix_tasks scatters each task's gate weights onto its experts' columns; the product with a
+    0/1 placement tensor it replaced gives the same bits, forward and backward."""
+    torch.manual_seed(0)
+    columns = torch.tensor([[2, 3, 0, 1], [4, 5, 0, 1]])  # (T, G) of a bank of 6
+    placement = torch.zeros(2, 4, 6)
+    for t in range(2):
+        placement[t, torch.arange(4), columns[t]] = 1.0
+    logits = [torch.randn(BATCH, 4, requires_grad=True) for _ in range(2)]
+    bank = torch.randn(BATCH, 6, 5)
+    grads = [torch.randn(BATCH, 5) for _ in range(2)]
+    mixed = mix_tasks(logits, bank, columns)
+    torch.autograd.backward(mixed, grads)
+    ours = [logit.grad.clone() for logit in logits]
+    for logit in logits:
+        logit.grad = None
+    weights = torch.softmax(torch.stack(logits, dim=1), dim=-1)
+    placed = torch.einsum("btg,tge->bte", weights, placement)
+    expected = list(torch.bmm(placed, bank).unbind(1))
+    torch.autograd.backward(expected, grads)
+    assert all(torch.equal(a, b) for a, b in zip(mixed, expected, strict=True))
+    assert all(torch.equal(a, logit.grad) for a, logit in zip(ours, logits, strict=True))

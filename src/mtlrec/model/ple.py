@@ -17,13 +17,9 @@ from mtlrec.model.layers import ExpertBank
 from mtlrec.model.mmoe import mix_tasks
 
 
-def _placement(columns: list[list[int]], n_experts: int) -> torch.Tensor:
-    """(T, G, E) 0/1: gate output g of task t weighs expert `columns[t][g]` of a bank of E."""
-    placement = torch.zeros(len(columns), len(columns[0]) if columns else 0, n_experts)
-    for t, task_columns in enumerate(columns):
-        for g, expert in enumerate(task_columns):
-            placement[t, g, expert] = 1.0
-    return placement
+def _columns(columns: list[list[int]], n_gated: int) -> torch.Tensor:
+    """(T, G): gate output g of task t weighs expert `columns[t][g]` of a bank."""
+    return torch.tensor(columns, dtype=torch.long).reshape(len(columns), n_gated)
 
 
 class PLE(nn.Module):
@@ -62,10 +58,11 @@ class PLE(nn.Module):
         self.out_dim = self.experts.out_dim
         self.writers, self.readers = writers, readers
         # A gate's outputs weigh its task's own experts, then the shared ones. Each group of
-        # tasks mixes one whole bank with 0/1 placements (zero weight on the experts a task
-        # does not see): one batched product, and no slice of the bank whose gradient would be
-        # a zero-filled copy of it. The writing bank holds the shared experts, then each
-        # writer's; the readers' bank their own experts, then the (detached) shared ones.
+        # tasks mixes one whole bank, its gate weights placed on their experts' columns (zero
+        # weight on the experts a task does not see): one batched product, and no slice of the
+        # bank whose gradient would be a zero-filled copy of it. The writing bank holds the
+        # shared experts, then each writer's; the readers' bank their own experts, then the
+        # (detached) shared ones.
         k, n_shared = n_task_experts, n_shared_experts
         shared = list(range(n_shared))
         write_columns = [
@@ -74,25 +71,21 @@ class PLE(nn.Module):
         read_columns = [
             [*range(r * k, (r + 1) * k), *(n_read + e for e in shared)] for r in range(len(readers))
         ]
-        self.register_buffer(
-            "write_placement", _placement(write_columns, n_writing), persistent=False
-        )
-        self.register_buffer(
-            "read_placement", _placement(read_columns, n_read + n_shared), persistent=False
-        )
+        self.register_buffer("write_columns", _columns(write_columns, n_gated), persistent=False)
+        self.register_buffer("read_columns", _columns(read_columns, n_gated), persistent=False)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         bank = self.experts(x)  # (B, S + K * writers, D)
         outputs: dict[int, torch.Tensor] = {}
         if self.writers:
             logits = [self.gates[t](x) for t in self.writers]
-            mixed = mix_tasks(logits, bank, self.write_placement)
+            mixed = mix_tasks(logits, bank, self.write_columns)
             outputs |= dict(zip(self.writers, mixed, strict=True))
         if self.read_only_experts is not None:
             seen = x.detach()
             shared = bank[:, : self.n_shared_experts].detach()  # read, never written
             candidates = torch.cat([self.read_only_experts(seen), shared], dim=1)  # (B, K*R+S, D)
             logits = [self.gates[t](seen) for t in self.readers]
-            mixed = mix_tasks(logits, candidates, self.read_placement)
+            mixed = mix_tasks(logits, candidates, self.read_columns)
             outputs |= dict(zip(self.readers, mixed, strict=True))
         return [outputs[t] for t in range(len(self.gates))]  # n_tasks x (B, D)
