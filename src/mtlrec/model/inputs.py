@@ -94,13 +94,15 @@ class TermTable:
                                                     match.vectors, match.buckets)))  # fmt: skip
 
     def inputs(self, rows: torch.Tensor) -> TermInputs:
-        tuples = self.index[rows]  # (B,)
-        terms = self.terms[tuples]  # (B, Lq), 0: padding
+        tuples = self.index.index_select(0, rows)  # (B,)
+        terms = self.terms.index_select(0, tuples)  # (B, Lq), 0: padding
         row, slot = (terms > 0).nonzero(as_tuple=True)  # (n,), (n,): row-major, rows ascending
         ids = terms[row, slot]  # (n,)
         distinct, slots = torch.unique(ids, return_inverse=True)  # (U,), (n,)
-        counts = self.counts[tuples[row], slot]  # (n, W)
-        return TermInputs(self.vectors[distinct], slots, counts, self.buckets[ids], row, len(rows))
+        width = self.counts.shape[1]  # Lq slots per tuple: (P, Lq, W) read as (P * Lq, W)
+        counts = self.counts.flatten(0, 1).index_select(0, tuples[row] * width + slot)  # (n, W)
+        vectors = self.vectors.index_select(0, distinct)
+        return TermInputs(vectors, slots, counts, self.buckets.index_select(0, ids), row, len(rows))
 
 
 @dataclass
@@ -138,29 +140,31 @@ class TensorFrame:
         return self.fields.shape[0]
 
     def inputs(self, rows: torch.Tensor) -> ModelInputs:
-        codes = self.text_codes[rows]  # (B, T)
+        # index_select, not t[rows]: advanced indexing computes every element's offset, a row
+        # gather copies rows; a training batch's assembly took 1.8 ms with one, 1.0 with the other.
+        codes = self.text_codes.index_select(0, rows)  # (B, T)
         table = self.text_table
         embeddings, tokens = None, None
         unique, index, spans = _column_blocks(codes)  # (U,), (B, T)
         if codes.shape[1] == 0:  # no text feature in the schema: nothing to encode
             embeddings = torch.zeros((1, 1))  # (U, D) of nothing
         elif table.embeddings is not None:
-            embeddings = table.embeddings[unique]  # (U, D)
+            embeddings = table.embeddings.index_select(0, unique)  # (U, D)
         elif table.input_ids is not None and table.attention_mask is not None:
             mask = table.attention_mask[unique]  # (U, L)
             length = max(int(mask.sum(dim=1).max()), 1)  # trim padding to this batch's longest
             tokens = TextTokens(table.input_ids[unique][:, :length], mask[:, :length])
         return ModelInputs(
-            fields=self.fields[rows],
-            dense=self.dense[rows],
+            fields=self.fields.index_select(0, rows),
+            dense=self.dense.index_select(0, rows),
             text_present=codes > 0,
             text_index=index,
             text_embeddings=embeddings,
             text_tokens=tokens,
-            match=None if self.match is None else self.match[rows],
+            match=None if self.match is None else self.match.index_select(0, rows),
             terms=None if self.terms is None else self.terms.inputs(rows),
             text_spans=spans,
-            text_cosines=None if self.cosines is None else self.cosines[rows],
+            text_cosines=None if self.cosines is None else self.cosines.index_select(0, rows),
         )
 
 

@@ -46,7 +46,8 @@ class Targets:
         return cls(column("click"), column("purchase"), column("relevance"))
 
     def take(self, rows: torch.Tensor) -> Targets:
-        return Targets(self.click[rows], self.purchase[rows], self.relevance[rows])
+        labels = (self.click, self.purchase, self.relevance)
+        return Targets(*(label.index_select(0, rows) for label in labels))
 
     def priors(self) -> dict[str, float]:
         """Mean label of each task over the rows that carry it: click rate, purchases per
