@@ -181,6 +181,26 @@ def test_bias_feature_only_shifts_the_click_logit(spec: FeatureSpec, inputs: Mod
         MultiTaskModel(tiny_cfg(bias_features=("item_profile__price",)), spec)
 
 
+@pytest.mark.parametrize("bottom", ["shared_bottom", "mmoe", "ple"])
+def test_bottom_dropout_sets_the_bottoms_rate_and_the_towers_keep_dropout(
+    spec: FeatureSpec, inputs: ModelInputs, bottom: str
+) -> None:
+    def varies(module: torch.nn.Module, x: torch.Tensor) -> bool:
+        """Two training passes over the same input differ (dropout drew other units)."""
+        first, second = module(x), module(x)
+        if isinstance(first, list):  # a bottom: one output per task
+            first, second = torch.cat(first, -1), torch.cat(second, -1)
+        return not torch.equal(first, second)
+
+    torch.manual_seed(0)
+    model = MultiTaskModel(tiny_cfg(bottom=bottom, dropout=0.5, bottom_dropout=0.0), spec).train()
+    x = model.features(inputs).detach()
+    assert not varies(model.bottom, x)  # no dropout in the bottom: the same units each pass
+    assert varies(model.towers["ctr"], torch.randn(len(inputs), model.bottom.out_dim))
+    same = MultiTaskModel(tiny_cfg(bottom=bottom, dropout=0.5, bottom_dropout=None), spec).train()
+    assert varies(same.bottom, same.features(inputs).detach())  # None: the towers' rate
+
+
 def test_output_biases_start_at_the_label_priors(spec: FeatureSpec, inputs: ModelInputs) -> None:
     model = MultiTaskModel(tiny_cfg(), spec)
     model.init_output_biases({"ctr": 0.04, "cvr": 0.1, "relevance": 1.5})
