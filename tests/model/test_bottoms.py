@@ -119,6 +119,22 @@ def test_relu_dropout_is_relu_times_its_keep_tensor_bit_for_bit(dtype: torch.dty
     assert relu_dropout(x, 0.3, training=False).dtype == torch.float32
 
 
+def test_relu_without_dropout_widens_a_bf16_x_with_autograds_numbers() -> None:
+    """p = 0 while training: relu(x.float()) and its gradient, bit for bit, by its own function."""
+    torch.manual_seed(5)
+    x = torch.randn(300, 7, dtype=torch.bfloat16, requires_grad=True)
+    x.data[0, :3] = torch.tensor([0.0, -0.0, float("nan")])  # ties and a NaN go the same way
+    out = relu_dropout(x, 0.0, training=True)
+    reference_x = x.detach().clone().requires_grad_()
+    reference = torch.relu(reference_x.float())
+    assert out.dtype == torch.float32 and torch.equal(out.nan_to_num(), reference.nan_to_num())
+    grad = torch.randn(out.shape)
+    out.backward(grad)
+    reference.backward(grad)
+    assert x.grad.dtype == torch.bfloat16
+    assert torch.equal(x.grad.nan_to_num(), reference_x.grad.nan_to_num())
+
+
 def test_an_expert_bank_computes_each_expert_as_its_own_mlp() -> None:
     bank = ExpertBank(IN_DIM, 3, (8, 4), dropout=0.0)
     x = torch.randn(BATCH, IN_DIM)

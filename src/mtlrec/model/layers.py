@@ -68,12 +68,32 @@ class _ReluDropout(torch.autograd.Function):
         return grad_x.to(ctx.x_dtype), None
 
 
+class _WideRelu(torch.autograd.Function):
+    """`relu(x.float())` for a narrow (bf16) `x`, with autograd's numbers in fewer passes: the
+    copy is clamped in place, and the gradient is narrowed first, then masked where x > 0 (the
+    same units as the fp32 result's), so the mask reads and writes half the bytes. The first
+    layer's units without dropout (`model.bottom_dropout: 0`): a training step of the default
+    PLE 22.8 -> 22.3 ms (one thread, three alternating runs)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        return x.to(torch.float32).clamp_min_(0.0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return torch.ops.aten.threshold_backward(grad.to(x.dtype), x, 0.0)
+
+
 def relu_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """`dropout(relu(x), p)`: ReLU, then one product with a tensor of 1 / (1 - p) (kept) and 0
     (dropped). The same function and gradient as ReLU then `nn.Dropout`, with a cheaper mask
     and fewer passes. A bf16 `x` (`wide_product`'s) gives an fp32 result."""
     dtype = torch.promote_types(x.dtype, torch.float32)
     if not training or p == 0.0:
+        if training and dtype != x.dtype and x.requires_grad:
+            return _WideRelu.apply(x)
         return torch.relu(x.to(dtype))
     return _ReluDropout.apply(x, _keep_scale(x.shape, p).to(dtype))
 
