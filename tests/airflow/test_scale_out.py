@@ -93,9 +93,10 @@ def celery_run(tmp_path_factory: pytest.TempPathFactory, servers: None) -> Itera
         airflow.wait_until_up()
         airflow.wait_for_dag(DAG)
         airflow.unpause(DAG)
-        # Three epochs: a tiny shop gives a handful of steps an epoch, and the first run is
-        # promoted only if its model beats the popularity ranker in the online test.
-        run_id = airflow.trigger(DAG, {"epochs": 3, "bottom": "mmoe"})
+        # The online test runs but only reports: this test is about Celery and the production
+        # stores, and a model of a few steps on the tiny shop may lose to the popularity
+        # ranker (the first run would then keep no champion: a quality verdict, not this test's).
+        run_id = airflow.trigger(DAG, {"bottom": "mmoe", "online_test": "report"})
         state = airflow.wait_for_run(DAG, run_id, timeout=900)
         found = airflow.api("GET", f"dags/{DAG}/dagRuns/{quote(run_id, safe='')}/taskInstances")
         ran = sum(1 for ti in found["task_instances"] if ti["state"] == "success")
@@ -167,6 +168,7 @@ def test_run_is_versioned_and_served_from_the_production_stores(celery_run: Cele
     assert pipeline.production(project) == {"version": "v1", "run_id": run_id}
     saved = pipeline.experiment(project, pipeline.experiment_name(run_id))
     assert saved is not None
-    assert saved["params"]["params.yaml"]["data"]["model"]["bottom"] == "mmoe"
+    ran_with = saved["params"]["params.yaml"]["data"]
+    assert ran_with["model"]["bottom"] == "mmoe" and ran_with["gate"]["online_test"] == "report"
     summary = json.loads((project / "data" / "feast" / "materialize.json").read_text())
     assert summary["online_store"] == "redis" and sum(load["rows"] for load in summary["loads"]) > 0

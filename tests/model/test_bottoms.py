@@ -147,6 +147,15 @@ def test_an_expert_bank_computes_each_expert_as_its_own_mlp() -> None:
         torch.testing.assert_close(out[:, e], h)
 
 
+def test_mmoe_gates_mix_the_experts_as_the_textbook_does() -> None:
+    torch.manual_seed(0)
+    mmoe = MMoE(IN_DIM, 3, (4,), n_tasks=3, dropout=0.0, read_only=[1])
+    x = torch.randn(BATCH, IN_DIM)
+    experts = mmoe.experts(x)
+    for t, out in enumerate(mmoe(x)):
+        torch.testing.assert_close(out, mix_experts(mmoe.gates[t](x), experts))
+
+
 def test_a_bf16_wide_product_rounds_the_product_not_the_weights() -> None:
     torch.manual_seed(0)
     x = torch.randn(64, 300)
