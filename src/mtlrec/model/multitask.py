@@ -129,9 +129,9 @@ def split_fields(spec: FeatureSpec, bias_features: tuple[str, ...]) -> tuple[lis
 def build_bottom(cfg: ModelConfig, in_dim: int, n_tasks: int) -> SharedBottom | MMoE | PLE:
     """The configured bottom; for PLE, `n_experts` is the number of experts of each task."""
     read_only = [t for t, name in enumerate(cfg.tasks) if name in cfg.read_only_tasks]
-    dropout = cfg.dropout if cfg.bottom_dropout is None else cfg.bottom_dropout
     if len(read_only) == n_tasks:  # someone must write the shared representation: a single task
         read_only = []
+    dropout = cfg.dropout if cfg.bottom_dropout is None else cfg.bottom_dropout
     if cfg.bottom == "mmoe":
         return MMoE(in_dim, cfg.n_experts, cfg.expert_dims, n_tasks, dropout, read_only)
     if cfg.bottom == "ple":
