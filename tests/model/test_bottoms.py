@@ -5,10 +5,12 @@ import torch
 
 from mtlrec.model.layers import (
     MLP,
+    Embedding,
     ExpertBank,
     _keep_scale,
     relu_dropout,
     set_train_dtype,
+    short_softmax,
     wide_product,
 )
 from mtlrec.model.mmoe import MMoE, mix_experts, mix_tasks
@@ -255,9 +257,41 @@ def test_placing_gate_weights_by_columns_is_the_0_1_placement_product_bit_for_bi
     ours = [logit.grad.clone() for logit in logits]
     for logit in logits:
         logit.grad = None
-    weights = torch.softmax(torch.stack(logits, dim=1), dim=-1)
+    weights = short_softmax(torch.stack(logits, dim=1))  # mix_tasks' softmax
     placed = torch.einsum("btg,tge->bte", weights, placement)
     expected = list(torch.bmm(placed, bank).unbind(1))
     torch.autograd.backward(expected, grads)
     assert all(torch.equal(a, b) for a, b in zip(mixed, expected, strict=True))
     assert all(torch.equal(a, logit.grad) for a, logit in zip(ours, logits, strict=True))
+
+
+@pytest.mark.parametrize("shape", [(7, 6), (5, 2, 6), (4, 1, 3)])
+def test_short_softmax_is_softmax_with_its_gradient(shape: tuple[int, ...]) -> None:
+    torch.manual_seed(0)
+    x = (torch.randn(*shape, dtype=torch.double) * 30).requires_grad_()  # large: the shift
+    assert torch.allclose(short_softmax(x), torch.softmax(x, dim=-1), rtol=0, atol=1e-15)
+    assert torch.autograd.gradcheck(short_softmax, (x,))
+    small = x.detach().float()
+    assert torch.allclose(short_softmax(small), torch.softmax(small, dim=-1), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("padding", [None, 0])
+def test_embedding_has_nn_embedding_s_numbers_bit_for_bit(padding: int | None) -> None:
+    """The same rows forward, the same gradient (duplicates summed in the rows' order; no
+    gradient for the padding row), and the same state dict."""
+    torch.manual_seed(0)
+    ours = Embedding(9, 4, padding_idx=padding)
+    theirs = torch.nn.Embedding(9, 4, padding_idx=padding)
+    theirs.load_state_dict(ours.state_dict())
+    rows = torch.randint(0, 9, (64, 3))
+    rows[0] = 0  # the padding row, if any, is read
+    grad = torch.randn(64, 3, 4)
+    out, expected = ours(rows), theirs(rows)
+    out.backward(grad)
+    expected.backward(grad)
+    assert torch.equal(out, expected)
+    assert torch.equal(ours.weight.grad, theirs.weight.grad)
+    if padding is not None:
+        assert not ours.weight.grad[padding].any()
+    with torch.no_grad():
+        assert torch.equal(ours(rows), expected)

@@ -12,12 +12,12 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from mtlrec.model.layers import ExpertBank
+from mtlrec.model.layers import ExpertBank, short_softmax
 
 
 def mix_experts(gate_logits: torch.Tensor, expert_out: torch.Tensor) -> torch.Tensor:
     """Gate-weighted sum of expert outputs: (B, E) logits, (B, E, D) outputs -> (B, D)."""
-    weights = torch.softmax(gate_logits, dim=-1).unsqueeze(1)  # (B, 1, E)
+    weights = short_softmax(gate_logits).unsqueeze(1)  # (B, 1, E)
     return torch.bmm(weights, expert_out).squeeze(1)  # (B, D)
 
 
@@ -30,7 +30,7 @@ def mix_tasks(
     (B, E, D) outputs -> T x (B, D). The experts' gradient then comes from one product
     instead of a sum of T elementwise ones. `columns` (T, G) puts task t's G gate outputs on
     experts columns[t] (PLE), the other experts weighing 0; without it G = E."""
-    weights = torch.softmax(torch.stack(gate_logits, dim=1), dim=-1)  # (B, T, G)
+    weights = short_softmax(torch.stack(gate_logits, dim=1))  # (B, T, G)
     if columns is not None:  # a scatter: a third of the time of a product with 0/1 placements
         batch, n_experts = weights.shape[0], expert_out.shape[1]
         placed = weights.new_zeros((batch, columns.shape[0], n_experts))

@@ -24,6 +24,7 @@ from torch import nn
 
 from mtlrec.config import ModelConfig
 from mtlrec.model.inputs import ModelInputs, query_cosines
+from mtlrec.model.layers import Embedding
 from mtlrec.model.match import n_match_features, n_term_features
 from mtlrec.model.mmoe import MMoE
 from mtlrec.model.ple import PLE
@@ -74,7 +75,7 @@ class FieldEmbedding(nn.Module):
         super().__init__()
         offsets = torch.tensor([0, *field_sizes[:-1]], dtype=torch.long).cumsum(0)
         self.register_buffer("offsets", offsets[: len(field_sizes)], persistent=False)
-        self.table = nn.Embedding(max(sum(field_sizes), 1), dim)
+        self.table = Embedding(max(sum(field_sizes), 1), dim)
         nn.init.normal_(self.table.weight, std=EMBEDDING_INIT_STD)
         self.out_dim = len(field_sizes) * dim
 
@@ -109,7 +110,7 @@ class BiasTower(nn.Module):
         super().__init__()
         offsets = torch.tensor([0, *field_sizes[:-1]], dtype=torch.long).cumsum(0)
         self.register_buffer("offsets", offsets[: len(field_sizes)], persistent=False)
-        self.table = nn.Embedding(max(sum(field_sizes), 1), 1)
+        self.table = Embedding(max(sum(field_sizes), 1), 1)
         nn.init.zeros_(self.table.weight)  # no position effect until the data shows one
 
     def forward(self, fields: torch.Tensor) -> torch.Tensor:

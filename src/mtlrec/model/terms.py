@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from mtlrec.model.inputs import TermInputs
+from mtlrec.model.layers import Embedding
 
 
 class TermGating(nn.Module):
@@ -25,9 +26,9 @@ class TermGating(nn.Module):
         super().__init__()
         self.gate = nn.Linear(vector_dim, out_dim)  # what the term is
         self.match = nn.Linear(count_dim, out_dim)  # how it matched; the bias: not at all
-        self.own: nn.Embedding | None = None
+        self.own: Embedding | None = None
         if n_buckets:
-            self.own = nn.Embedding(n_buckets + 1, out_dim, padding_idx=0)
+            self.own = Embedding(n_buckets + 1, out_dim, padding_idx=0)
             nn.init.zeros_(self.own.weight)
         self.out_dim = out_dim
 
