@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from mtlrec.model.inputs import distinct_rows, frame_cosines, query_cosines
+from mtlrec.model.inputs import frame_cosines, query_cosines
 from mtlrec.model.spec import FeatureSpec, SchemaFeature, hash_ids, read_schema
 from mtlrec.model.text import TextTable
 from mtlrec.training.synthetic import SCHEMA, synthetic_frame
@@ -149,15 +149,6 @@ def test_numerics_are_scaled_the_same_in_blocks_of_rows(monkeypatch: pytest.Monk
     assert (values[flags.astype(bool)] == 0.0).all()
     expected = (np.log1p(frame["x"].iloc[1]) - 0.5) / 2.0
     assert values[1, 0] == pytest.approx(expected)
-
-
-@pytest.mark.parametrize("high", [5, 2**40])  # packed int64 keys; too wide for them: a sort
-def test_distinct_rows_index_every_row_s_combination(high: int) -> None:
-    torch.manual_seed(0)
-    codes = torch.randint(0, 5, (200, 3)) * (high // 5)
-    distinct, inverse = distinct_rows(codes)
-    assert torch.equal(distinct[inverse], codes)
-    assert len(distinct) == len({tuple(row) for row in codes.tolist()})
 
 
 def test_frame_cosines_are_the_row_by_row_cosines_bit_for_bit() -> None:
