@@ -51,6 +51,7 @@ import torch
 
 from mtlrec.config import ModelConfig, Params, load_params
 from mtlrec.evaluation.evaluate import evaluate_model
+from mtlrec.host import read_host
 from mtlrec.model.spec import FeatureSpec, read_schema
 from mtlrec.model.text import build_text_table
 from mtlrec.training.data import SCHEMA_FILE
@@ -422,6 +423,7 @@ def main() -> None:
         f"rows (it has no relevance task). torch {torch.__version__}"
         + (f", torch-rechub {version('torch-rechub')}." if rechub else ".")
     )
+    print(f"host: {read_host()}")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import yaml
 
+from mtlrec.host import read_host
+
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ("dvc.yaml", "params.yaml", ".dvcignore", "feature_repo", "gx", "src", "sources")
 
@@ -107,6 +109,7 @@ def main() -> None:
         line = f"{stage:<14}" + "".join(f"{values[s]:>11.1f}" for s in runs)
         line += "".join(f"{values[s] / max(values[base], 1e-9):>11.2f}" for s in ratios)
         print(line)
+    print(f"host: {read_host()}")
 
 
 if __name__ == "__main__":

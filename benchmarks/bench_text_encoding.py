@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 
 from mtlrec.config import load_params
+from mtlrec.host import read_host
 from mtlrec.model.text import TextEncoder, build_text_encoder
 from mtlrec.tokens import clean_text
 
@@ -188,6 +189,7 @@ def main() -> None:
             f"ratio per round, {r['threads']} thread(s): "
             + ", ".join(f"{ratio:.1%}" for ratio in r["ratios"])
         )
+    print(f"host: {read_host()}")
     if args.profile:
         for n in threads:
             profile(encoder, texts, n)

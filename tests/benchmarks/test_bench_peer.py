@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mtlrec.host import read_host
 from mtlrec.training.synthetic import write_synthetic_dataset
 from tests.conftest import REPO, tiny_raw_params
 
@@ -59,6 +60,7 @@ def test_bench_peer_prints_a_row_per_model(tmp_path: Path) -> None:
     assert int(ours["train rows"]) == 400 > int(rechub["train rows"]) > 0
     assert {row["threads"] for row in rows} == {"2"}  # the same thread count for all
     assert rechub["precision"] == "fp32" and ours["precision"] in {"fp32", "bf16"}
+    assert f"\nhost: {read_host()}\n" in done.stdout  # which machine the numbers are from
     for row in rows:
         assert 0.0 <= float(row["test AUC ctr"]) <= 1.0
         assert 0.0 <= float(row["test AUC ctcvr"]) <= 1.0

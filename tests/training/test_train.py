@@ -1,6 +1,7 @@
 """The training loop: learning, determinism, resume after a crash, early stopping, outputs."""
 
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from safetensors.torch import load_file
 from sklearn.metrics import roc_auc_score
 
 from mtlrec.config import ModelConfig, TrainConfig
+from mtlrec.host import read_host
 from mtlrec.model.predict import predict
 from mtlrec.training import train as train_module
 from mtlrec.training.data import load_training_data, read_split
@@ -72,21 +74,28 @@ def test_training_learns_clicks(
 
 
 def test_outputs_of_a_run(data_dir: Path, cache_dir: Path, tmp_path: Path) -> None:
-    (tmp_path / "stale.txt").write_text("from an earlier run")
-    run(tiny_model(), tiny_train(epochs=2), data_dir, tmp_path, cache_dir)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
+    out, timings = tmp_path / "model", tmp_path / "timings" / "train.json"
+    out.mkdir()
+    (out / "stale.txt").write_text("from an earlier run")
+    run(tiny_model(), tiny_train(epochs=2), data_dir, out, cache_dir, timings=timings)
+    assert sorted(p.name for p in out.iterdir()) == [
         "config.json", "feature_spec.json", "model.safetensors", "schema.json",
         "train_summary.json", "training_curve.csv",
     ]  # fmt: skip
-    curve = pd.read_csv(tmp_path / "training_curve.csv")
+    curve = pd.read_csv(out / "training_curve.csv")
     assert list(curve["epoch"]) == [1, 2]
     assert not set(train_module.TIMING_COLUMNS) & set(curve.columns)  # timings: not an output
     for column in ("train_loss", "valid_loss", "valid_ctr", "valid_ctcvr", "train_relevance"):
         assert curve[column].notna().all()
-    summary = json.loads((tmp_path / "train_summary.json").read_text())
+    summary = json.loads((out / "train_summary.json").read_text())
     assert summary["epochs_run"] == 2 and summary["tasks"] == ["ctr", "cvr", "relevance"]
-    config = json.loads((tmp_path / "config.json").read_text())
+    config = json.loads((out / "config.json").read_text())
     assert config["text_encoder"].startswith("tiny-bert") and len(config["tasks"]) == 3
+    # The wall-clock numbers, beside the outputs, name the machine they were measured on.
+    recorded = json.loads(timings.read_text())
+    assert [row["epoch"] for row in recorded["epochs"]] == [1, 2]
+    cores = len(os.sched_getaffinity(0))
+    assert recorded["host"] == str(read_host()) and f", {cores} core" in recorded["host"]
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])

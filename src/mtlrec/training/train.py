@@ -17,7 +17,6 @@ import functools
 import json
 import math
 import random
-import re
 import shutil
 import time
 from collections.abc import Iterable, Iterator
@@ -32,6 +31,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from mtlrec.config import ModelConfig, TrainConfig
+from mtlrec.host import read_host
 from mtlrec.model.inputs import ModelInputs
 from mtlrec.model.layers import set_train_dtype
 from mtlrec.model.losses import (
@@ -194,11 +194,7 @@ def native_bf16() -> bool:
     Linux's CPU flags: torch has no public call for it. Without, oneDNN emulates bf16 products
     (or torch falls back to plain loops), which the gain measured here does not cover, so
     "auto" stays fp32 there. False where there is no /proc/cpuinfo."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return re.search(r"\b(avx512_bf16|amx_bf16)\b", flags) is not None
+    return read_host().native_bf16
 
 
 def resolve_precision(precision: str) -> str:
@@ -435,7 +431,8 @@ def _write_timings(state: TrainState, file: Path, seconds: float) -> None:
         {"epoch": r["epoch"], **{k: r[k] for k in TIMING_COLUMNS if k in r}} for r in state.history
     ]
     file.parent.mkdir(parents=True, exist_ok=True)
-    file.write_text(json.dumps({"seconds": seconds, "epochs": rows}, indent=2) + "\n")
+    record = {"seconds": seconds, "host": str(read_host()), "epochs": rows}
+    file.write_text(json.dumps(record, indent=2) + "\n")
 
 
 def _run_fingerprint(
