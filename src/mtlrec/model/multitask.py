@@ -100,7 +100,7 @@ class InnerProducts(nn.Module):
 
     def forward(self, embedded: torch.Tensor) -> torch.Tensor:
         gram = torch.bmm(embedded, embedded.transpose(1, 2))  # (B, F, E) -> (B, F, F)
-        return gram.flatten(1)[:, self.pairs]  # (B, P)
+        return gram.flatten(1).index_select(1, self.pairs)  # (B, P)
 
 
 class BiasTower(nn.Module):
@@ -184,18 +184,23 @@ class TextFeatures(nn.Module):
         query-text cosines when the caller has them (`inputs.query_cosines`)."""
         mask = present.unsqueeze(-1).to(distinct.dtype)  # (B, T, 1)
         parts = []
+        # Gathers are `index_select`: the backward of `x[rows]` is an accumulating `index_put_`,
+        # which deterministic mode runs by sorting the rows first; `index_select`'s is one
+        # `index_add_` in row order, the same sums (a step 0.2-0.3 ms shorter with the other
+        # gathers of the forward, the trained weights bit for bit the same).
         for t, proj in enumerate(self.projections):
             start, stop = (spans[t], spans[t + 1]) if spans else (0, len(distinct))
-            projected = proj(distinct[start:stop])[index[:, t] - start]  # (B, K)
+            projected = proj(distinct[start:stop]).index_select(0, index[:, t] - start)  # (B, K)
             parts.append(torch.where(present[:, t : t + 1], projected, proj.bias))
         if self.partners:
             q = self.query_index
             if cosines is None:
                 cosines = query_cosines(distinct, index, present, q)  # (B, P)
             pair = self.pair_projection(distinct)  # (U, K), no bias: zero for a null text
-            query_proj = pair[index[:, q]] * mask[:, q]  # (B, K)
+            query_proj = pair.index_select(0, index[:, q]) * mask[:, q]  # (B, K)
             for p, t in enumerate(self.partners):
-                parts += [cosines[:, p : p + 1], query_proj * pair[index[:, t]] * mask[:, t]]
+                matched = query_proj * pair.index_select(0, index[:, t]) * mask[:, t]  # (B, K)
+                parts += [cosines[:, p : p + 1], matched]
         if not parts:
             return distinct.new_zeros((index.shape[0], 0))
         return torch.cat(parts, dim=-1)  # (B, out_dim)
@@ -261,7 +266,7 @@ class MultiTaskModel(nn.Module):
         text = self.text(
             distinct, inputs.text_index, inputs.text_present, inputs.text_spans, inputs.text_cosines
         )  # (B, text out)
-        embedded = self.embedding(inputs.fields[:, self.main_fields])  # (B, F, E)
+        embedded = self.embedding(inputs.fields.index_select(1, self.main_fields))  # (B, F, E)
         parts = [embedded.flatten(1), inputs.dense, text]  # (B, F * E), (B, Dd), (B, text out)
         if self.products is not None:
             parts.append(self.products(embedded))  # (B, F * (F - 1) / 2)
@@ -293,7 +298,7 @@ class MultiTaskModel(nn.Module):
             for task, h in zip(self.tasks, hidden, strict=True)
         }
         if "ctr" in raw and self.bias is not None:
-            raw["ctr"] = raw["ctr"] + self.bias(inputs.fields[:, self.bias_fields])  # (B,)
+            raw["ctr"] = raw["ctr"] + self.bias(inputs.fields.index_select(1, self.bias_fields))
         relevance = raw.get("relevance")
         return TaskOutputs(
             ctr_logit=raw.get("ctr"),
