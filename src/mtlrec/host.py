@@ -59,9 +59,9 @@ def parse_cpuinfo(text: str, cores: int) -> Host:
 
 def read_host() -> Host:
     """This machine; a CPU of unknown name and no flags where there is no /proc/cpuinfo."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     try:
         text = CPUINFO.read_text()
     except OSError:
         text = ""
-    return parse_cpuinfo(text, cores or 1)
+    # The cores this process may use, counted as `distributed.threads_per_process` counts them.
+    return parse_cpuinfo(text, len(os.sched_getaffinity(0)))
