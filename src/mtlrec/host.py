@@ -21,6 +21,7 @@ BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 @dataclass(frozen=True)
 class Host:
     cpu: str  # "model name", or "unknown CPU"
+    vendor: str | None  # "vendor_id": GenuineIntel, AuthenticAMD
     family: str | None  # "cpu family" and "model": which generation (25/17: AMD Zen 4)
     model: str | None
     cores: int  # the cores this process may run on
@@ -30,6 +31,11 @@ class Host:
     def native_bf16(self) -> bool:
         """Multiplies bf16 in hardware (x86's AVX512-BF16 or AMX-BF16)."""
         return bool(self.flags & BF16_FLAGS)
+
+    @property
+    def amd(self) -> bool:
+        """An AMD CPU, where torch's MKL multiplies fp32 on a slower path than on an Intel one."""
+        return self.vendor == "AuthenticAMD"
 
     def __str__(self) -> str:
         generation = f" (family {self.family}, model {self.model})" if self.family else ""
@@ -50,6 +56,7 @@ def parse_cpuinfo(text: str, cores: int) -> Host:
         fields.setdefault(key.strip(), value.strip())
     return Host(
         cpu=fields.get("model name", "unknown CPU"),
+        vendor=fields.get("vendor_id"),
         family=fields.get("cpu family"),
         model=fields.get("model"),
         cores=cores,
