@@ -206,7 +206,7 @@ def train_ours(
         bottom=bottom,
         tasks=", ".join(model.tasks),
         threads=summary["threads"],
-        precision=summary["precision"],
+        precision=summary["precision"] + (" (numpy BLAS)" if summary.get("numpy_blas") else ""),
         rows=summary["n_train_rows"],
         epochs=result.epochs_run,
         seconds_per_epoch=mean_epoch_seconds(result.history),

@@ -197,6 +197,68 @@ def test_bf16_training_products_leave_evaluation_in_fp32(make) -> None:
         torch.testing.assert_close(b, a, atol=0.05, rtol=0.05)
 
 
+@pytest.mark.parametrize("transposed", [False, True], ids=["bank", "mlp"])
+def test_numpy_blas_products_give_addmms_numbers_and_gradients(transposed: bool) -> None:
+    """The fp32 product through numpy's BLAS: the same function and gradients as `addmm` to
+    rounding, for a contiguous weight (an expert bank's) and a transposed view (an MLP's)."""
+    torch.manual_seed(0)
+    x = torch.randn(64, 300, requires_grad=True)
+    stored = torch.randn(40, 300) if transposed else torch.randn(300, 40)
+    stored.requires_grad_(True)
+    bias = torch.randn(40, requires_grad=True)
+    grad = torch.randn(64, 40)
+    results = []
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # the numpy path runs on one torch thread only
+    try:
+        for numpy_blas in (False, True):
+            weight = stored.t() if transposed else stored
+            out = wide_product(x, weight, bias, torch.float32, numpy_blas)
+            out.backward(grad)
+            results.append((out.detach(), x.grad, stored.grad, bias.grad))
+            x.grad = stored.grad = bias.grad = None
+    finally:
+        torch.set_num_threads(previous)
+    assert "_NumpyProductBackward" in _graph(out)
+    for torch_value, numpy_value in zip(*results, strict=True):
+        torch.testing.assert_close(numpy_value, torch_value, atol=1e-4, rtol=1e-5)
+
+
+def test_numpy_blas_is_for_training_on_one_thread_only() -> None:
+    """Evaluation (no autograd) and a multi-threaded torch keep `addmm`: evaluation's bits do
+    not depend on where training ran, and numpy's BLAS threads would contend with torch's."""
+    x, weight, bias = torch.randn(8, 12), torch.randn(12, 4, requires_grad=True), torch.randn(4)
+    with torch.no_grad():
+        assert torch.equal(wide_product(x, weight, bias, torch.float32, True),
+                           torch.addmm(bias, x, weight))  # fmt: skip
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert type(wide_product(x, weight, bias, torch.float32, True).grad_fn).__name__ == (
+            "AddmmBackward0"
+        )
+        torch.set_num_threads(1)
+        assert "_NumpyProductBackward" in _graph(wide_product(x, weight, bias, torch.float32, True))
+        bank = ExpertBank(12, 3, (4,), dropout=0.0)
+        set_train_dtype(bank, torch.float32, numpy_blas=True)
+        assert "_NumpyProductBackward" in _graph(bank.train()(x))
+        assert "_NumpyProductBackward" not in _graph(bank.eval()(x))
+        assert "_NumpyProductBackward" not in _graph(bank.train()(x.double()))  # fp32 only
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _graph(out: torch.Tensor) -> set[str]:
+    """The names of the autograd nodes that `out` was computed through."""
+    names, todo = set(), [out.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is not None and type(node).__name__ not in names:
+            names.add(type(node).__name__)
+            todo.extend(next_node for next_node, _ in node.next_functions)
+    return names
+
+
 def test_tower_outputs_one_scalar_per_row() -> None:
     assert Tower(8, (4,), dropout=0.0)(torch.randn(BATCH, 8)).shape == (BATCH,)
 

@@ -129,6 +129,33 @@ def test_auto_precision_is_bf16_only_where_the_cpu_has_bf16_products(
         assert train_module.resolve_precision("auto") == expected
 
 
+def test_fp32_products_run_in_numpy_on_an_amd_cpu_on_one_thread(
+    data_dir: Path, cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On an AMD CPU the first layer's fp32 products run in numpy's BLAS, with one torch
+    thread; it learns, and a rerun gives the same weights. bf16, two threads or another CPU
+    keep torch's products; the summary says which ran."""
+
+    losses: dict[str, list[float]] = {}
+
+    def train(name: str, precision: str = "fp32", threads: int = 1) -> dict:
+        result = run(tiny_model(), tiny_train(epochs=2, precision=precision), data_dir,
+                     tmp_path / name, cache_dir, threads=threads)  # fmt: skip
+        losses[name] = [row["train_loss"] for row in result.history]
+        return json.loads((tmp_path / name / "train_summary.json").read_text())
+
+    monkeypatch.setattr(train_module, "amd_cpu", lambda: True)
+    first = train("a")
+    assert first["numpy_blas"] is True and first["threads"] == 1
+    assert losses["a"][-1] < losses["a"][0]
+    assert train("b")["numpy_blas"] is True
+    assert_same_weights(tmp_path / "a", tmp_path / "b")
+    assert train("two threads", threads=2)["numpy_blas"] is False
+    assert train("bf16", precision="bf16")["numpy_blas"] is False
+    monkeypatch.setattr(train_module, "amd_cpu", lambda: False)
+    assert train("intel")["numpy_blas"] is False
+
+
 def test_same_seed_same_weights(data_dir: Path, cache_dir: Path, tmp_path: Path) -> None:
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
         run(tiny_model(), tiny_train(epochs=2, seed=seed), data_dir, tmp_path / name, cache_dir)

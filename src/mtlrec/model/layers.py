@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -30,8 +31,42 @@ def _keep_scale(shape: torch.Size, p: float) -> torch.Tensor:
     return draws.sub_(threshold - 1).clamp_(0.0, 1.0).mul_(1.0 / (1.0 - p))
 
 
+class _NumpyProduct(torch.autograd.Function):
+    """`bias + x @ weight` (fp32) whose three products run in numpy's BLAS, the OpenBLAS of
+    numpy's wheels, into tensors torch allocated. Why: torch's CPU wheel multiplies fp32 with
+    MKL, which on an AMD CPU takes a slower path than on an Intel one; on an AMD EPYC without
+    AVX-512 (Zen 2, one thread) OpenBLAS ran the first layer's (1,024, 313) x (313, 640)
+    products at ~75 GFLOP/s against MKL's ~50. The same function to rounding: the sums are
+    blocked differently, so the last bits differ from `addmm`'s."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x, weight)
+        out = torch.empty((x.shape[0], weight.shape[1]), dtype=x.dtype)
+        np.matmul(x.detach().numpy(), weight.detach().numpy(), out=out.numpy())
+        return out.add_(bias)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        x, weight = ctx.saved_tensors
+        g = grad.contiguous().numpy()
+        grad_x = grad_weight = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.empty(x.shape, dtype=x.dtype)
+            np.matmul(g, weight.detach().numpy().T, out=grad_x.numpy())
+        if ctx.needs_input_grad[1]:
+            grad_weight = torch.empty(weight.shape, dtype=weight.dtype)
+            np.matmul(x.detach().numpy().T, g, out=grad_weight.numpy())
+        grad_bias = grad.sum(0) if ctx.needs_input_grad[2] else None
+        return grad_x, grad_weight, grad_bias
+
+
 def wide_product(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, dtype: torch.dtype
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    dtype: torch.dtype,
+    numpy_blas: bool = False,
 ) -> torch.Tensor:
     """`bias + x @ weight` (weight (in, out)), its products and result in `dtype`.
 
@@ -39,8 +74,19 @@ def wide_product(
     big enough for bfloat16 to pay (~2.5x fp32 on a CPU with bf16 dot products). The weights
     stay fp32 (the optimizer updates those); only the product is rounded, and its backward
     products run in `dtype` too. The result stays in `dtype`: `relu_dropout` reads it into
-    fp32 in the same pass as its own product."""
+    fp32 in the same pass as its own product. `numpy_blas`: an fp32 product that autograd
+    records runs in numpy's BLAS (`_NumpyProduct`, for a CPU where that is faster), on one
+    torch thread only (numpy's BLAS keeps its own thread pool, which would contend with
+    torch's)."""
     if dtype == x.dtype:
+        if (
+            numpy_blas
+            and x.dtype == torch.float32
+            and torch.is_grad_enabled()
+            and (x.requires_grad or weight.requires_grad)
+            and torch.get_num_threads() == 1
+        ):
+            return _NumpyProduct.apply(x, weight, bias)
         return torch.addmm(bias, x, weight)
     return torch.addmm(bias.to(dtype), x.to(dtype), weight.to(dtype))
 
@@ -167,11 +213,12 @@ class MLP(nn.Module):
         self.out_dim = width
         # The first layer's product while training (`set_train_dtype`); evaluation is fp32.
         self.train_dtype = torch.float32
+        self.numpy_blas = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for i, layer in enumerate(self.layers):
-            if i == 0 and self.training and self.train_dtype != x.dtype:
-                h = wide_product(x, layer.weight.t(), layer.bias, self.train_dtype)
+            if i == 0 and self.training and (self.train_dtype != x.dtype or self.numpy_blas):
+                h = wide_product(x, layer.weight.t(), layer.bias, self.train_dtype, self.numpy_blas)
             else:
                 h = layer(x)
             x = relu_dropout(h, self.dropout, self.training)
@@ -199,6 +246,7 @@ class ExpertBank(nn.Module):
         self.out_dim = width
         # The first layer's product while training (`set_train_dtype`); evaluation is fp32.
         self.train_dtype = torch.float32
+        self.numpy_blas = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, in_dim) -> (B, n, out_dim)."""
@@ -206,16 +254,20 @@ class ExpertBank(nn.Module):
         for layer, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
             if layer == 0:  # every expert reads the same x: one (B, in) x (in, n * d) product
                 flat = weight.permute(1, 0, 2).reshape(weight.shape[1], -1)
-                dtype = self.train_dtype if self.training else x.dtype
-                h = wide_product(x, flat, bias.reshape(-1), dtype).view(x.shape[0], self.n, -1)
+                training = self.training
+                dtype = self.train_dtype if training else x.dtype
+                h = wide_product(x, flat, bias.reshape(-1), dtype, training and self.numpy_blas)
+                h = h.view(x.shape[0], self.n, -1)
             else:
                 h = torch.einsum("bni,nio->bno", h, weight) + bias
             h = relu_dropout(h, self.dropout, self.training)
         return h
 
 
-def set_train_dtype(bottom: nn.Module, dtype: torch.dtype) -> None:
-    """Train the first layer of `bottom`'s experts or MLP with products in `dtype`."""
+def set_train_dtype(bottom: nn.Module, dtype: torch.dtype, numpy_blas: bool = False) -> None:
+    """Train the first layer of `bottom`'s experts or MLP with products in `dtype`, fp32 ones
+    in numpy's BLAS where `numpy_blas` (see `wide_product`)."""
     for module in bottom.modules():
         if isinstance(module, ExpertBank | MLP):
             module.train_dtype = dtype
+            module.numpy_blas = numpy_blas
