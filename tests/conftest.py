@@ -38,9 +38,12 @@ def tiny_raw_params(**overrides: dict) -> dict:
     raw["simulate"]["preset"] = "tiny"
     # A tiny shop's online test needs no 4,000 sessions (5 s of every tiny pipeline run).
     raw["online_test"]["sessions"] = 1000
-    # A tiny shop has a few thousand training rows: at the default 1,024 rows a step, one epoch
-    # is a handful of steps and the model loses the online test to the popularity ranker.
+    # A tiny shop has a few thousand training rows: at the default 2,048 rows a step, one epoch
+    # is a handful of steps and the model loses the online test to the popularity ranker. The
+    # baselines train as the challenger does (null: `train`'s batch and rate), as before the
+    # two had their own.
     raw["train"].update(batch_size=512, lr=0.002)
+    raw["baselines"].update(batch_size=None, lr=None)
     for section, values in overrides.items():
         raw[section] = {**raw.get(section, {}), **values}
     return raw

@@ -104,3 +104,19 @@ def test_the_code_defaults_are_the_values_of_params_yaml() -> None:
     for name in ("seed", "start_date", "search_share", "preset"):
         found += _differences(simulate[name].default, getattr(loaded.simulate, name), name)
     assert found == []
+
+
+def test_the_baselines_train_with_their_own_batch_and_rate() -> None:
+    params = parse_params(tiny_raw_params(baselines={"batch_size": 256, "lr": 0.001}))
+    own = params.baselines.train(params.train)
+    assert (own.batch_size, own.lr) == (256, 0.001)
+    assert own.model_copy(update={"batch_size": 512, "lr": 0.002}) == params.train  # the rest
+    shared = parse_params(tiny_raw_params(baselines={"batch_size": None, "lr": None}))
+    assert shared.baselines.train(shared.train) == shared.train
+
+
+def test_the_defaults_give_the_baselines_a_smaller_batch_than_the_challenger() -> None:
+    """The single-task relevance model trains on ~71,000 judgements alone: at the challenger's
+    batch it gets too few steps an epoch (see params.yaml)."""
+    params = load_params(REPO / "params.yaml")
+    assert params.baselines.train(params.train).batch_size < params.train.batch_size

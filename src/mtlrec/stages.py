@@ -217,7 +217,13 @@ def _train_with_baselines(args: argparse.Namespace, params: Params) -> object:
         print(narrowed)
     tasks = labelled(params.baselines.tasks, args.data)
     work = [jobs.Job(model, args.out, args.checkpoints, timings=args.timings)]
-    work += jobs.baseline_jobs(tasks, params.model, args.baselines, args.baseline_checkpoints)
+    work += jobs.baseline_jobs(
+        tasks,
+        params.model,
+        args.baselines,
+        args.baseline_checkpoints,
+        params.baselines.train(params.train),
+    )
     workers = args.nproc or distributed.auto_processes(args.data / "train.parquet")
     jobs.train_all(work, params.train, args.data, args.cache, workers)
     return None  # each job printed its result
@@ -511,7 +517,7 @@ STAGES: tuple[Stage, ...] = (
             "mtlrec.training.distributed",
             "mtlrec.features.dataset",
         ),
-        params=("model", "train", "baselines.tasks"),
+        params=("model", "train", "baselines.tasks", "baselines.batch_size", "baselines.lr"),
     ),
     Stage(
         "evaluate",

@@ -1,5 +1,6 @@
 """Several models trained at once (the challenger and the baselines), one process each."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,7 @@ import torch
 
 from mtlrec.model.predict import load
 from mtlrec.training import jobs
+from mtlrec.training.train import SUMMARY_FILE
 from tests.evaluation.test_evaluate import MODEL, TRAIN, workspace  # noqa: F401 (fixture)
 
 
@@ -43,3 +45,21 @@ def test_a_baseline_is_the_challenger_s_architecture_on_one_task(tmp_path: Path)
     assert [job.out for job in work] == [tmp_path / "models" / t for t in ("ctr", "relevance")]
     assert work[0].checkpoints == tmp_path / ".models.ckpt" / "ctr"  # outside the outputs
     assert work[0].cost > work[1].cost  # ctr (every impression) starts first
+
+
+def test_a_job_with_its_own_params_trains_with_them(
+    workspace: dict[str, Path],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The baselines' own batch and rate (`baselines.batch_size`, `.lr`) reach their training;
+    the challenger keeps the shared params."""
+    w = workspace
+    own = TRAIN.model_copy(update={"batch_size": TRAIN.batch_size * 2, "lr": TRAIN.lr / 2})
+    work = [jobs.Job(MODEL, tmp_path / "models" / "multi", tmp_path / "ckpt" / "multi")]
+    work += jobs.baseline_jobs(("ctr",), MODEL, tmp_path / "models", tmp_path / "ckpt", own)
+    jobs.train_all(work, TRAIN, w["data"], w["cache"], workers=1)
+    trained = {}
+    for job in work:
+        summary = json.loads((job.out / SUMMARY_FILE).read_text())
+        trained[job.out.name] = (summary["batch_size"], summary["lr"])
+    assert trained == {"multi": (TRAIN.batch_size, TRAIN.lr), "ctr": (own.batch_size, own.lr)}

@@ -37,6 +37,7 @@ class Job:
     label: str = ""  # prefixes the model's log lines ("" for the challenger)
     timings: Path | None = None
     cost: int = CHALLENGER_COST  # relative: the biggest job starts first
+    train: TrainConfig | None = None  # its own training params (None: the shared ones)
 
 
 def single_task(model: ModelConfig, task: str) -> ModelConfig:
@@ -45,10 +46,15 @@ def single_task(model: ModelConfig, task: str) -> ModelConfig:
 
 
 def baseline_jobs(
-    tasks: tuple[str, ...], model: ModelConfig, models: Path, checkpoints: Path | None = None
+    tasks: tuple[str, ...],
+    model: ModelConfig,
+    models: Path,
+    checkpoints: Path | None = None,
+    train_cfg: TrainConfig | None = None,
 ) -> list[Job]:
-    """A single-task model per task in `models/<task>`. Checkpoints default to a folder beside
-    `models`, outside the stage's outputs (which DVC deletes before a rerun)."""
+    """A single-task model per task in `models/<task>`, trained with `train_cfg` (None: the
+    shared params). Checkpoints default to a folder beside `models`, outside the stage's
+    outputs (which DVC deletes before a rerun)."""
     root = Path(checkpoints) if checkpoints else models.with_name(f".{models.name}.ckpt")
     return [
         Job(
@@ -57,6 +63,7 @@ def baseline_jobs(
             root / task,
             label=f"baseline {task}",
             cost=BASELINE_COST.get(task, 0),
+            train=train_cfg,
         )
         for task in tasks
     ]
@@ -66,7 +73,8 @@ def train_all(
     jobs: list[Job], train_cfg: TrainConfig, data: Path, cache: Path, workers: int
 ) -> list[train.TrainResult]:
     """Train every job, `workers` at a time (in this process for 1); the results in the order
-    of `jobs`. A failed job fails the call with its own error.
+    of `jobs`. `train_cfg` trains each job that has no params of its own. A failed job fails
+    the call with its own error.
 
     With several workers the biggest job trains here, on the data this process loads first,
     and the others in `workers - 1` spawned processes: jobs racing to encode a missing text
@@ -102,7 +110,7 @@ def _train(
 ) -> train.TrainResult:
     result = train.run(
         job.model,
-        train_cfg,
+        job.train or train_cfg,
         data,
         job.out,
         cache,

@@ -440,6 +440,8 @@ def _write_outputs(session: Session, state: TrainState, out_dir: Path, data_dir:
         "n_parameters": sum(p.numel() for p in session.model.parameters() if p.requires_grad),
         "n_train_rows": len(session.data.train),
         "n_valid_rows": len(session.data.valid),
+        "batch_size": session.cfg.batch_size,
+        "lr": session.cfg.lr,
         "threads": torch.get_num_threads(),
         "precision": session.precision,
         "numpy_blas": session.numpy_blas,
