@@ -227,7 +227,8 @@ class EvaluateConfig(_Section):
 
 
 class BaselinesConfig(_Section):
-    """Single-task baselines: the model's architecture and training params, one task each."""
+    """Single-task baselines: the model's architecture and `train`'s params, one task each, with
+    their own batch size and learning rate."""
 
     tasks: tuple[TaskName, ...] = ("ctr", "cvr", "relevance")
     # Their own batch and rate (null: `train`'s). The challenger's 2,048 rows a step would give
