@@ -9,10 +9,11 @@ with the best ratio, and the ratio to the fastest single GEMM too; the ratio of 
 printed below it.
 
 Useful FLOPs come from the model config (see `minilm_flops`) at each text's real token count;
-the padding the batches add is counted apart, as waste, and not credited.
+the padding the batches add is counted apart, as waste, and not credited. Then `--single` texts
+are encoded one at a time (a new query at the ranking service): `embed` against HF's forward.
 
     .venv/bin/python benchmarks/bench_text_encoding.py [--data data/training] [--texts N]
-        [--threads 1 2] [--rounds 3] [--profile]
+        [--threads 1 2] [--rounds 3] [--single 200] [--profile]
 """
 
 from __future__ import annotations
@@ -79,19 +80,20 @@ class GemmProbe:
 
 
 def count_positions(encoder: TextEncoder, texts: list[str]) -> int:
-    """Token positions the encoder's batches run (padding included), seen by a forward hook."""
-    shapes: list[tuple[int, ...]] = []
+    """Token positions the encoder's batches run (padding included), seen by a hook on the
+    word embeddings (HF's forward and `frozen_forward` both look every position up there)."""
+    positions = 0
 
-    def record(module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
-        ids = kwargs.get("input_ids", args[0] if args else None)
-        shapes.append(tuple(ids.shape))  # (b, L)
+    def record(module: torch.nn.Module, args: tuple) -> None:
+        nonlocal positions
+        positions += args[0].numel()  # (b, L) ids
 
-    handle = encoder.bert.register_forward_pre_hook(record, with_kwargs=True)
+    handle = encoder.bert.embeddings.word_embeddings.register_forward_pre_hook(record)
     try:
         encoder.embed(texts)
     finally:
         handle.remove()
-    return sum(b * length for b, length in shapes)
+    return positions
 
 
 def encode_round(
@@ -132,6 +134,26 @@ def measure(
     }
 
 
+def one_at_a_time(encoder: TextEncoder, texts: list[str], n: int) -> dict[str, list[float]]:
+    """Milliseconds to encode each of `n` texts alone (a new query at the ranking service), one
+    thread: the project's `embed`, and HF's forward with the same pooling, alternating."""
+    torch.set_num_threads(1)
+    sample = random.Random(1).sample(texts, min(n, len(texts)))
+    encoder.eval()
+
+    def hf(text: str) -> None:
+        with torch.inference_mode():
+            encoder(*encoder.tokenize([text]))
+
+    times: dict[str, list[float]] = {"embed": [], "HF forward": []}
+    for text in sample:
+        for name, encode in (("embed", lambda t: encoder.embed([t])), ("HF forward", hf)):
+            started = time.perf_counter()
+            encode(text)
+            times[name].append((time.perf_counter() - started) * 1e3)
+    return times
+
+
 def profile(encoder: TextEncoder, texts: list[str], threads: int) -> None:
     """Self CPU time per operator for one encoding (torch.profiler)."""
     from torch.profiler import ProfilerActivity
@@ -155,6 +177,7 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=3, help="GEMMs before and after each round")
     parser.add_argument("--gemm", type=int, default=2048, help="size of the square probe GEMM")
     parser.add_argument("--profile", action="store_true", help="also print a torch.profiler table")
+    parser.add_argument("--single", type=int, default=200, help="texts timed one at a time")
     args = parser.parse_args()
     texts = distinct_texts(args.data)
     if args.texts is not None and args.texts < len(texts):
@@ -190,6 +213,11 @@ def main() -> None:
             + ", ".join(f"{ratio:.1%}" for ratio in r["ratios"])
         )
     print(f"host: {read_host()}")
+    if args.single:
+        print(f"\n| one text at a time, 1 thread ({args.single} texts) | median ms | p90 ms |\n"
+              "|---|---|---|")  # fmt: skip
+        for name, ms in one_at_a_time(encoder, texts, args.single).items():
+            print(f"| {name} | {np.median(ms):.2f} | {np.percentile(ms, 90):.2f} |")
     if args.profile:
         for n in threads:
             profile(encoder, texts, n)

@@ -121,3 +121,37 @@ def test_embed_matches_one_padded_batch(threads: int) -> None:
     cosine = (vectors * expected).sum(axis=1)  # both unit norm
     assert cosine.min() >= 0.9999
     assert encoder.embed([]).shape == (0, 384)
+
+
+@pytest.mark.parametrize("encoder_name", ["tiny", "minilm"])
+def test_frozen_forward_is_hf_bert_with_mean_pooling(
+    encoder_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lean inference forward `embed` uses computes the HF model's function, over several
+    feed-forward blocks too."""
+    encoder = build_text_encoder(plain_text(encoder=encoder_name, max_length=16)).eval()
+    assert text.supports_frozen_forward(encoder.bert.config)
+    texts = ["red mug for tea", "blue lamp for desk", "steel kettle with lid"]
+    ids = encoder.token_ids(texts)
+    assert len({len(row) for row in ids}) == 1  # one token count: no padding
+    batch = torch.tensor(ids)
+    monkeypatch.setattr(text, "FFN_ROWS", 4)  # 3 x 6 token rows: five blocks, the last short
+    with torch.inference_mode():
+        expected = encoder(batch, torch.ones_like(batch))
+        lean = text.frozen_forward(encoder.bert, batch)
+    assert lean.shape == expected.shape
+    torch.testing.assert_close(lean, expected, rtol=0, atol=1e-5)
+
+
+def test_embed_falls_back_to_hf_for_another_activation(monkeypatch: pytest.MonkeyPatch) -> None:
+    encoder = build_text_encoder(TINY).eval()
+    with torch.inference_mode():
+        expected = encoder(*encoder.tokenize(["red mug"])).numpy()
+    encoder.bert.config.hidden_act = "relu"  # a BERT frozen_forward does not compute
+    assert not text.supports_frozen_forward(encoder.bert.config)
+
+    def refuse(*args: object) -> None:
+        raise AssertionError("frozen_forward used for an unsupported config")
+
+    monkeypatch.setattr(text, "frozen_forward", refuse)
+    np.testing.assert_allclose(encoder.embed(["red mug"]), expected, atol=1e-6)

@@ -113,23 +113,87 @@ class TextEncoder(nn.Module):
         return batches
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Encode non-empty strings in eval mode: tokenized once, in unpadded batches."""
+        """Encode non-empty strings for inference: tokenized once, in unpadded batches, with
+        `frozen_forward` (HF's forward in eval mode for a BERT it does not compute)."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
-        was_training = self.training
-        self.eval()
         ids = self.token_ids(texts)
         batches = self.batches([len(row) for row in ids])
+        lean = supports_frozen_forward(self.bert.config)
+        was_training = self.training
+        if not lean:  # frozen_forward has no dropout: no mode to switch (0.5 ms a call)
+            self.eval()
 
         def encode(rows: np.ndarray) -> None:
             with torch.inference_mode():
                 batch = torch.tensor([ids[i] for i in rows])  # (b, L), all of one length
-                out[rows] = self(batch, torch.ones_like(batch)).numpy()  # (b, H)
+                if lean:
+                    vectors = frozen_forward(self.bert, batch)  # (b, H)
+                else:
+                    vectors = self(batch, torch.ones_like(batch))
+                out[rows] = vectors.numpy()
 
-        run_in_threads(encode, sorted(batches, key=lambda rows: -len(rows) * len(ids[rows[0]])))
-        self.train(was_training)
+        try:
+            run_in_threads(encode, sorted(batches, key=lambda rows: -len(rows) * len(ids[rows[0]])))
+        finally:
+            if not lean:
+                self.train(was_training)
         return out
+
+
+FFN_ROWS = 1024  # rows of a feed-forward block: 128-1,024 measured, 1,024 the fastest
+
+
+def supports_frozen_forward(config: object) -> bool:
+    """Whether `frozen_forward` computes this BERT's function (MiniLM's and the tiny one's)."""
+    return (
+        getattr(config, "hidden_act", None) == "gelu"
+        and getattr(config, "position_embedding_type", "absolute") == "absolute"
+        and not getattr(config, "is_decoder", False)
+    )
+
+
+def frozen_forward(bert: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
+    """(b, L) token ids of texts without padding -> (b, H) unit-norm mean-pooled embeddings:
+    HF's `BertModel` then `TextEncoder.forward`'s pooling, for inference (in place: call it
+    under `torch.inference_mode`) and fewer passes over memory.
+
+    Why: in HF's forward on one CPU thread only 78% of MiniLM's time is its products; each
+    `Linear` first copies its broadcast bias into the output (5%), GELU runs over the whole
+    (tokens, 1,536) intermediate tensor at memory speed (4%) and the residual adds take another
+    pass (2%). Here the residual and the output bias are accumulated into the attention's and
+    the feed-forward's output products (`addmm_` in place) and the feed-forward runs in blocks
+    of `FFN_ROWS` rows, so GELU reads its block from the cache. The same function to rounding
+    (2.5e-7 apart for MiniLM); no mask: every sequence of a batch has all L tokens.
+    """
+    batch, length = input_ids.shape
+    rows = batch * length
+    config = bert.config
+    heads = config.num_attention_heads
+    shape = (batch, length, heads, config.hidden_size // heads)
+    emb = bert.embeddings
+    x = emb.word_embeddings(input_ids) + (
+        emb.token_type_embeddings.weight[0] + emb.position_embeddings.weight[:length]
+    )  # (b, L, H)
+    x = emb.LayerNorm(x).view(rows, -1)  # (b L, H)
+    for layer in bert.encoder.layer:
+        attention = layer.attention.self
+        q, k, v = (
+            F.linear(x, proj.weight, proj.bias).view(shape).transpose(1, 2)  # (b, heads, L, d)
+            for proj in (attention.query, attention.key, attention.value)
+        )
+        context = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(rows, -1)
+        dense = layer.attention.output.dense
+        x = x.add_(dense.bias).addmm_(context, dense.weight.t())  # x + bias + context W^T
+        x = layer.attention.output.LayerNorm(x)
+        up, down = layer.intermediate.dense, layer.output.dense
+        out = x + down.bias
+        for start in range(0, rows, FFN_ROWS):
+            block = F.gelu(F.linear(x[start : start + FFN_ROWS], up.weight, up.bias))
+            out[start : start + FFN_ROWS].addmm_(block, down.weight.t())
+        x = layer.output.LayerNorm(out)
+    return F.normalize(x.view(batch, length, -1).mean(dim=1), p=2, dim=-1)  # (b, H)
 
 
 def run_in_threads(work: Callable[[np.ndarray], None], batches: list[np.ndarray]) -> None:
