@@ -155,7 +155,8 @@ class ModelConfig(_Section):
     bottom_dims: tuple[int, ...] = (128, 64)
     n_experts: int = Field(default=4, gt=0)
     n_shared_experts: int = Field(default=2, gt=0)
-    expert_dims: tuple[int, ...] = (64,)
+    # At least one layer: experts without one would all be x itself.
+    expert_dims: tuple[int, ...] = Field(default=(64,), min_length=1)
     tower_dims: tuple[int, ...] = (32,)
     dropout: float = Field(default=0.1, ge=0.0, lt=1.0)  # the towers' (and the bottom's: None)
     # Dropout in the bottom (its experts, or the shared MLP); None: `dropout`, the towers'. The

@@ -138,6 +138,81 @@ def test_finetuned_encoder_is_part_of_the_model(
     assert any(name.startswith("text_encoder.") for name in model.state_dict())
 
 
+def test_a_finetuned_encoder_s_null_texts_read_as_zero(
+    frame: pd.DataFrame, spec: FeatureSpec, tmp_path: Path
+) -> None:
+    """As the frozen table's row 0: the text features then need no mask for a null text."""
+    cfg = tiny_cfg(text=plain_text(encoder="tiny", max_length=16, finetune_layers=1))
+    model = MultiTaskModel(cfg, spec)
+    encoded = spec.encode(frame)
+    table = build_text_table(encoded.strings, cfg.text, tmp_path, model.text_encoder)
+    batch = TensorFrame.build(encoded, table).inputs(torch.arange(len(frame)))
+    distinct = model.text_embeddings(batch)
+    null = batch.text_index[~batch.text_present].unique()
+    known = batch.text_index[batch.text_present].unique()
+    assert len(null) and torch.count_nonzero(distinct[null]) == 0
+    assert bool((distinct[known].abs().sum(-1) > 0).all())
+
+
+def every_part_cfg(**overrides: object) -> ModelConfig:
+    """Every input part on: field products, word matches, term gating, a read-only task."""
+    text = plain_text(encoder="tiny", max_length=16, word_match=True, term_gating=True,
+                      term_buckets=16)  # fmt: skip
+    base = dict(text=text, field_interactions=True, bottom="ple", read_only_tasks=("cvr",))
+    return tiny_cfg(**{**base, **overrides})
+
+
+@pytest.fixture(scope="module")
+def every_part_inputs(frame: pd.DataFrame, spec: FeatureSpec, tmp_path_factory) -> ModelInputs:
+    cache = tmp_path_factory.mktemp("cache")
+    return tensor_frame(spec, every_part_cfg(), frame, cache).inputs(torch.arange(len(frame)))
+
+
+def test_data_columns_are_where_features_puts_the_dense_and_match_inputs(
+    spec: FeatureSpec, every_part_inputs: ModelInputs
+) -> None:
+    inputs = every_part_inputs
+    model = MultiTaskModel(every_part_cfg(), spec)
+    x = model.features(inputs)
+    (dense, match) = model.data_columns
+    assert torch.equal(x[:, dense[0] : dense[1]], inputs.dense)
+    assert torch.equal(x[:, match[0] : match[1]], inputs.match)
+    assert model.bottom.experts.data_columns == model.data_columns
+    assert model.in_dim == x.shape[1] > match[1]  # term gating's columns after the matches
+
+
+@pytest.mark.parametrize("bottom", ["shared_bottom", "mmoe", "ple"])
+def test_training_s_first_layer_gives_evaluation_s_function_and_gradients(
+    spec: FeatureSpec, every_part_inputs: ModelInputs, bottom: str
+) -> None:
+    """In training the first layer is one product for the experts and gates
+    (`layers.joint_product`) that sends the data columns no gradient; in fp32 with no dropout it
+    is evaluation's function, and the same gradients wherever a parameter gives one."""
+    inputs = every_part_inputs
+    torch.manual_seed(0)
+    model = MultiTaskModel(every_part_cfg(bottom=bottom), spec)
+    results = []
+    for training in (True, False):
+        model.train(training)
+        model.zero_grad(set_to_none=True)
+        x = model.features(inputs).detach().requires_grad_()
+        hidden = model.bottom(x)
+        torch.manual_seed(1)
+        sum((h * torch.randn(h.shape)).sum() for h in hidden).backward()
+        grads = {name: p.grad for name, p in model.bottom.named_parameters()}
+        results.append(([h.detach() for h in hidden], x.grad, grads))
+    (trained, x_grad, grads), (evaluated, x_grad_eval, grads_eval) = results
+    for a, b in zip(trained, evaluated, strict=True):
+        torch.testing.assert_close(a, b)
+    for start, stop in model.data_columns:
+        assert x_grad_eval[:, start:stop].any() and not x_grad[:, start:stop].any()
+        x_grad_eval[:, start:stop] = 0.0
+    torch.testing.assert_close(x_grad, x_grad_eval)
+    assert grads.keys() == grads_eval.keys()
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, grads_eval[name], msg=name)
+
+
 def test_schema_without_text_or_ids(frame: pd.DataFrame, tmp_path: Path) -> None:
     schema = [SchemaFeature("item_profile__price", "numeric")]
     spec = FeatureSpec.fit(schema, frame, hash_buckets=64)
@@ -291,7 +366,8 @@ def test_a_read_only_cvr_leaves_the_embeddings_to_the_other_tasks(
     batch = tensor_frame(spec, cfg, frame, tmp_path).inputs(torch.arange(len(frame)))
     model = MultiTaskModel(cfg, spec)
     model(batch).cvr_logit.sum().backward()
-    assert model.embedding.table.weight.grad is None
+    grad = model.embedding.table.weight.grad  # zero: cvr's gate shares the bottom's product
+    assert grad is None or not grad.any()
     model(batch).ctr_logit.sum().backward()  # (values may be 0 through a dead tiny ReLU)
     assert model.embedding.table.weight.grad is not None
     alone = MultiTaskModel(tiny_cfg(tasks=("cvr",), read_only_tasks=("cvr",)), spec)

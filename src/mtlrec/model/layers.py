@@ -31,34 +31,104 @@ def _keep_scale(shape: torch.Size, p: float) -> torch.Tensor:
     return draws.sub_(threshold - 1).clamp_(0.0, 1.0).mul_(1.0 / (1.0 - p))
 
 
-class _NumpyProduct(torch.autograd.Function):
-    """`bias + x @ weight` (fp32) whose three products run in numpy's BLAS, the OpenBLAS of
-    numpy's wheels, into tensors torch allocated. Why: torch's CPU wheel multiplies fp32 with
-    MKL, which on an AMD CPU takes a slower path than on an Intel one; on an AMD EPYC without
-    AVX-512 (Zen 2, one thread) OpenBLAS ran the first layer's (1,024, 313) x (313, 640)
-    products at ~75 GFLOP/s against MKL's ~50. The same function to rounding: the sums are
-    blocked differently, so the last bits differ from `addmm`'s."""
+class _Product(torch.autograd.Function):
+    """`bias + x @ weight` (weight (in, out)) with its three products in `dtype`, for a training
+    step. The weights and bias stay fp32 (the optimizer updates those); only the products are
+    rounded, and the result stays in `dtype`.
+
+    Only the first `n_input_grad` output columns send x a gradient: the rest belong to modules
+    that read x without training what it is made of (a read-only task's experts and gate), so a
+    first layer that several such modules share is still one product each way
+    (`joint_product`). And x gets a gradient only outside its `data_columns` ((start, stop)
+    ranges of data; zero there): the input's gradient product skips their rows of the weight
+    (the default model's dense and word-match features, 73 of its 313 columns: a training step
+    at 2,048 rows 37.95 -> 37.18 ms, one thread).
+
+    `numpy_blas`: fp32 products in numpy's BLAS, the OpenBLAS of numpy's wheels, into tensors
+    torch allocated. Why: torch's CPU wheel multiplies fp32 with MKL, which on an AMD CPU takes
+    a slower path than on an Intel one; on an AMD EPYC without AVX-512 (Zen 2, one thread)
+    OpenBLAS ran the first layer's (1,024, 313) x (313, 640) products at ~75 GFLOP/s against
+    MKL's ~50 (the same function to rounding: the sums are blocked differently)."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        ctx.save_for_backward(x, weight)
-        out = torch.empty((x.shape[0], weight.shape[1]), dtype=x.dtype)
-        np.matmul(x.detach().numpy(), weight.detach().numpy(), out=out.numpy())
+    def forward(  # type: ignore[override]
+        ctx,
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor,
+        dtype: torch.dtype,
+        n_input_grad: int,
+        data_columns: tuple[tuple[int, int], ...],
+        numpy_blas: bool,
+    ) -> torch.Tensor:
+        narrow_x, narrow_weight = x.to(dtype), weight.to(dtype)
+        ctx.save_for_backward(narrow_x, narrow_weight)
+        ctx.n_input_grad, ctx.data_columns, ctx.numpy_blas = n_input_grad, data_columns, numpy_blas
+        ctx.dtypes = (x.dtype, weight.dtype, bias.dtype)
+        if not numpy_blas:
+            return torch.addmm(bias.to(dtype), narrow_x, narrow_weight)
+        out = torch.empty((x.shape[0], weight.shape[1]), dtype=dtype)
+        np.matmul(narrow_x.detach().numpy(), narrow_weight.detach().numpy(), out=out.numpy())
         return out.add_(bias)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         x, weight = ctx.saved_tensors
-        g = grad.contiguous().numpy()
-        grad_x = grad_weight = None
+        grad = grad.to(x.dtype).contiguous()
+        n, (x_dtype, weight_dtype, bias_dtype) = ctx.n_input_grad, ctx.dtypes
+        grad_x = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
-            grad_x = torch.empty(x.shape, dtype=x.dtype)
-            np.matmul(g, weight.detach().numpy().T, out=grad_x.numpy())
+            grad_x = _input_grad(grad[:, :n], weight[:, :n], ctx.data_columns, ctx.numpy_blas)
+            grad_x = grad_x.to(x_dtype)
         if ctx.needs_input_grad[1]:
-            grad_weight = torch.empty(weight.shape, dtype=weight.dtype)
-            np.matmul(x.detach().numpy().T, g, out=grad_weight.numpy())
-        grad_bias = grad.sum(0) if ctx.needs_input_grad[2] else None
-        return grad_x, grad_weight, grad_bias
+            grad_weight = _matmul(x.t(), grad, ctx.numpy_blas).to(weight_dtype)
+        if ctx.needs_input_grad[2]:
+            # Summed in `dtype`, as autograd's addmm did: in fp32 (`sum(dtype=)`, a widening
+            # copy first) 1.15 ms for 2,048 x 914, in bf16 0.13.
+            grad_bias = grad.sum(0).to(bias_dtype)
+        return grad_x, grad_weight, grad_bias, None, None, None, None
+
+
+def _input_grad(
+    grad: torch.Tensor,
+    weight: torch.Tensor,
+    data_columns: tuple[tuple[int, int], ...],
+    numpy_blas: bool,
+) -> torch.Tensor:
+    """`grad @ weight.t()` (B, in), computed outside `data_columns` only, zero in them."""
+    if not data_columns:
+        return _matmul(grad, weight.t(), numpy_blas)
+    trained = _complement(data_columns, weight.shape[0])
+    rows = torch.cat([weight[start:stop] for start, stop in trained])
+    part = _matmul(grad, rows.t(), numpy_blas)  # (B, trained columns)
+    out = part.new_empty((grad.shape[0], weight.shape[0]))
+    at = 0
+    for start, stop in trained:
+        out[:, start:stop] = part[:, at : at + stop - start]
+        at += stop - start
+    for start, stop in data_columns:
+        out[:, start:stop] = 0.0
+    return out
+
+
+def _complement(ranges: tuple[tuple[int, int], ...], width: int) -> list[tuple[int, int]]:
+    """The (start, stop) ranges of [0, width) outside `ranges` (sorted, disjoint)."""
+    out, at = [], 0
+    for start, stop in ranges:
+        if start > at:
+            out.append((at, start))
+        at = stop
+    if at < width:
+        out.append((at, width))
+    return out
+
+
+def _matmul(a: torch.Tensor, b: torch.Tensor, numpy_blas: bool) -> torch.Tensor:
+    if not numpy_blas:
+        return torch.mm(a, b)
+    out = torch.empty((a.shape[0], b.shape[1]), dtype=a.dtype)
+    np.matmul(a.detach().numpy(), b.detach().numpy(), out=out.numpy())
+    return out
 
 
 def wide_product(
@@ -67,6 +137,8 @@ def wide_product(
     bias: torch.Tensor,
     dtype: torch.dtype,
     numpy_blas: bool = False,
+    n_input_grad: int | None = None,
+    data_columns: tuple[tuple[int, int], ...] = (),
 ) -> torch.Tensor:
     """`bias + x @ weight` (weight (in, out)), its products and result in `dtype`.
 
@@ -75,20 +147,46 @@ def wide_product(
     stay fp32 (the optimizer updates those); only the product is rounded, and its backward
     products run in `dtype` too. The result stays in `dtype`: `relu_dropout` reads it into
     fp32 in the same pass as its own product. `numpy_blas`: an fp32 product that autograd
-    records runs in numpy's BLAS (`_NumpyProduct`, for a CPU where that is faster), on one
+    records runs in numpy's BLAS (see `_Product`, for a CPU where that is faster), on one
     torch thread only (numpy's BLAS keeps its own thread pool, which would contend with
-    torch's)."""
-    if dtype == x.dtype:
-        if (
-            numpy_blas
-            and x.dtype == torch.float32
-            and torch.is_grad_enabled()
-            and (x.requires_grad or weight.requires_grad)
-            and torch.get_num_threads() == 1
-        ):
-            return _NumpyProduct.apply(x, weight, bias)
-        return torch.addmm(bias, x, weight)
-    return torch.addmm(bias.to(dtype), x.to(dtype), weight.to(dtype))
+    torch's). `n_input_grad`: only the first this many output columns send x a gradient
+    (default: all); `data_columns`: x's (start, stop) column ranges that get none (see
+    `_Product`)."""
+    if not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)):
+        if dtype == x.dtype:
+            return torch.addmm(bias, x, weight)
+        return torch.addmm(bias.to(dtype), x.to(dtype), weight.to(dtype))
+    numpy_blas = numpy_blas and x.dtype == dtype == torch.float32 and torch.get_num_threads() == 1
+    n = weight.shape[1] if n_input_grad is None else n_input_grad
+    return _Product.apply(x, weight, bias, dtype, n, data_columns, numpy_blas)
+
+
+def joint_product(
+    x: torch.Tensor,
+    parts: Sequence[tuple[torch.Tensor, torch.Tensor, bool]],
+    dtype: torch.dtype,
+    numpy_blas: bool = False,
+    data_columns: tuple[tuple[int, int], ...] = (),
+) -> list[torch.Tensor]:
+    """Several first layers that read the same x as one product (`wide_product`): `parts` are
+    (weight (in, out_i), bias (out_i), trains_x), the result each part's (B, out_i) in `dtype`.
+    A part with `trains_x` False sends x no gradient (it reads x as if detached), nor does any
+    part to x's `data_columns`.
+
+    Why: a PLE's gates are (313, 6) products, each ~0.33 ms a way at 2,048 rows in fp32
+    (tall and thin: ~25 GFLOP/s); beside its experts' 896 columns they cost 2% more of one
+    bf16 product, and x is narrowed to bf16 once instead of once per bank."""
+    order = sorted(range(len(parts)), key=lambda i: not parts[i][2])  # x's trainers first
+    weight = torch.cat([parts[i][0] for i in order], dim=1)
+    bias = torch.cat([parts[i][1] for i in order])
+    sizes = [parts[i][0].shape[1] for i in order]
+    n_input_grad = sum(size for i, size in zip(order, sizes, strict=True) if parts[i][2])
+    out = wide_product(x, weight, bias, dtype, numpy_blas, n_input_grad, data_columns)
+    pieces = torch.split(out, sizes, dim=1)
+    result: list[torch.Tensor] = [torch.empty(0)] * len(parts)
+    for i, piece in zip(order, pieces, strict=True):
+        result[i] = piece
+    return result
 
 
 class _ReluDropout(torch.autograd.Function):
@@ -200,9 +298,17 @@ class Embedding(nn.Embedding):
 
 
 class MLP(nn.Module):
-    """Linear -> ReLU -> Dropout, once per entry of `dims`; `out_dim` is the last width."""
+    """Linear -> ReLU -> Dropout, once per entry of `dims`; `out_dim` is the last width.
+    `data_columns`: x's (start, stop) column ranges of data, to which the first layer sends no
+    gradient while training (see `_Product`)."""
 
-    def __init__(self, in_dim: int, dims: Sequence[int], dropout: float) -> None:
+    def __init__(
+        self,
+        in_dim: int,
+        dims: Sequence[int],
+        dropout: float,
+        data_columns: Sequence[tuple[int, int]] = (),
+    ) -> None:
         super().__init__()
         self.layers = nn.ModuleList()
         width = in_dim
@@ -214,11 +320,14 @@ class MLP(nn.Module):
         # The first layer's product while training (`set_train_dtype`); evaluation is fp32.
         self.train_dtype = torch.float32
         self.numpy_blas = False
+        self.data_columns = tuple(data_columns)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for i, layer in enumerate(self.layers):
-            if i == 0 and self.training and (self.train_dtype != x.dtype or self.numpy_blas):
-                h = wide_product(x, layer.weight.t(), layer.bias, self.train_dtype, self.numpy_blas)
+            wide = self.train_dtype != x.dtype or self.numpy_blas or self.data_columns
+            if i == 0 and self.training and wide:
+                h = wide_product(x, layer.weight.t(), layer.bias, self.train_dtype,
+                                 self.numpy_blas, data_columns=self.data_columns)  # fmt: skip
             else:
                 h = layer(x)
             x = relu_dropout(h, self.dropout, self.training)
@@ -229,9 +338,17 @@ class ExpertBank(nn.Module):
     """`n` experts of the same shape (`MLP(in_dim, dims, dropout)` each) computed together: one
     matrix product per layer for all of them instead of one small one per expert. On one CPU
     thread that is ~15% faster for the bottoms' 10+ experts, with fewer autograd nodes; each
-    expert keeps its own weights and the same initialisation as `nn.Linear`."""
+    expert keeps its own weights and the same initialisation as `nn.Linear`. `data_columns`: as
+    `MLP`'s."""
 
-    def __init__(self, in_dim: int, n: int, dims: Sequence[int], dropout: float) -> None:
+    def __init__(
+        self,
+        in_dim: int,
+        n: int,
+        dims: Sequence[int],
+        dropout: float,
+        data_columns: Sequence[tuple[int, int]] = (),
+    ) -> None:
         super().__init__()
         self.n = n
         self.weights = nn.ParameterList()
@@ -247,17 +364,26 @@ class ExpertBank(nn.Module):
         # The first layer's product while training (`set_train_dtype`); evaluation is fp32.
         self.train_dtype = torch.float32
         self.numpy_blas = False
+        self.data_columns = tuple(data_columns)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, in_dim) -> (B, n, out_dim)."""
-        h = x.unsqueeze(1).expand(-1, self.n, -1)  # (B, n, in_dim), no copy
+    def first_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first layer as one (in_dim, n * d) weight and (n * d) bias: every expert reads
+        the same x, so the layer is one product for all of them."""
+        weight, bias = self.weights[0], self.biases[0]
+        return weight.permute(1, 0, 2).reshape(weight.shape[1], -1), bias.reshape(-1)
+
+    def forward(self, x: torch.Tensor, first: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, in_dim) -> (B, n, out_dim). `first`: the first layer's (B, n * d) product, when
+        the caller computed it with others' (`joint_product`)."""
         for layer, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
-            if layer == 0:  # every expert reads the same x: one (B, in) x (in, n * d) product
-                flat = weight.permute(1, 0, 2).reshape(weight.shape[1], -1)
-                training = self.training
-                dtype = self.train_dtype if training else x.dtype
-                h = wide_product(x, flat, bias.reshape(-1), dtype, training and self.numpy_blas)
-                h = h.view(x.shape[0], self.n, -1)
+            if layer == 0:
+                if first is None:
+                    training = self.training
+                    dtype = self.train_dtype if training else x.dtype
+                    numpy_blas = training and self.numpy_blas
+                    first = wide_product(x, *self.first_layer(), dtype, numpy_blas,
+                                         data_columns=self.data_columns)  # fmt: skip
+                h = first.view(first.shape[0], self.n, -1)
             else:
                 h = torch.einsum("bni,nio->bno", h, weight) + bias
             h = relu_dropout(h, self.dropout, self.training)

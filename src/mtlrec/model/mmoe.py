@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from mtlrec.model.layers import ExpertBank, short_softmax
+from mtlrec.model.layers import ExpertBank, joint_product, short_softmax
 
 
 def mix_experts(gate_logits: torch.Tensor, expert_out: torch.Tensor) -> torch.Tensor:
@@ -23,23 +23,28 @@ def mix_experts(gate_logits: torch.Tensor, expert_out: torch.Tensor) -> torch.Te
 
 def mix_tasks(
     gate_logits: list[torch.Tensor],
-    expert_out: torch.Tensor,
+    expert_out: torch.Tensor | Sequence[torch.Tensor],
     columns: torch.Tensor | None = None,
 ) -> list[torch.Tensor]:
     """Several tasks' mixes of the same experts as one batched product: T x (B, G) logits,
     (B, E, D) outputs -> T x (B, D). The experts' gradient then comes from one product
-    instead of a sum of T elementwise ones. `columns` (T, G) puts task t's G gate outputs on
-    experts columns[t] (PLE), the other experts weighing 0; without it G = E."""
+    instead of a sum of T elementwise ones. `expert_out` may be several (B, E_i, D) banks,
+    read as one concatenated along E without the copy. `columns` (T, G) puts task t's G gate
+    outputs on experts columns[t] (PLE), the other experts weighing 0; without it G = E."""
+    banks = [expert_out] if isinstance(expert_out, torch.Tensor) else list(expert_out)
     weights = short_softmax(torch.stack(gate_logits, dim=1))  # (B, T, G)
     if columns is not None:  # a scatter: a third of the time of a product with 0/1 placements
-        batch, n_experts = weights.shape[0], expert_out.shape[1]
+        batch, n_experts = weights.shape[0], sum(bank.shape[1] for bank in banks)
         placed = weights.new_zeros((batch, columns.shape[0], n_experts))
         weights = placed.scatter(2, columns.expand(batch, -1, -1), weights)  # (B, T, E)
-    return list(_Mix.apply(weights, expert_out).unbind(1))  # T x (B, D)
+    return list(_Mix.apply(weights, *banks).unbind(1))  # T x (B, D)
 
 
 class _Mix(torch.autograd.Function):
     """(B, T, E) weights x (B, E, D) experts -> (B, T, D): `torch.bmm`'s function and gradient.
+    The experts may come as several banks (B, E_i, D), E the sum of the E_i: a read-only
+    task's own experts and the (detached) shared ones are mixed without being concatenated
+    first (a (2,048, 6, 64) copy, ~0.45 ms), and the detached bank gets no gradient computed.
 
     Why not `torch.bmm` alone: its products are B tiny (T x E) matrices; on CPU its backward for
     the experts (B products of E x T by T x D) cost 2-4 ms a step at B = 1,024, T <= 2, and the
@@ -47,30 +52,52 @@ class _Mix(torch.autograd.Function):
     gives the same numbers in a fraction of that."""
 
     @staticmethod
-    def forward(ctx, weights: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        ctx.save_for_backward(weights, experts)
-        if weights.shape[1] == 1:
-            return (weights.transpose(1, 2) * experts).sum(1, keepdim=True)  # (B, 1, D)
-        return torch.bmm(weights, experts)
+    def forward(ctx, weights: torch.Tensor, *banks: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(weights, *banks)
+        parts = [
+            (w.transpose(1, 2) * bank).sum(1, keepdim=True)  # (B, 1, D)
+            if weights.shape[1] == 1
+            else torch.bmm(w, bank)  # (B, T, D)
+            for bank, w in zip(banks, _bank_weights(weights, banks), strict=True)
+        ]
+        for part in parts[1:]:
+            parts[0].add_(part)
+        return parts[0]
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:  # type: ignore[override]
-        weights, experts = ctx.saved_tensors
-        grad_weights = grad_experts = None
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        weights, *banks = ctx.saved_tensors
+        grad_weights = None
         if ctx.needs_input_grad[0]:
-            if weights.shape[1] == 1:
-                grad_weights = (grad * experts).sum(-1).unsqueeze(1)  # (B, 1, E)
-            else:
-                grad_weights = torch.bmm(grad, experts.transpose(1, 2))  # (B, T, E)
-        if ctx.needs_input_grad[1]:
-            grad_experts = weights[:, 0].unsqueeze(-1) * grad[:, 0].unsqueeze(1)  # (B, E, D)
+            parts = [
+                (grad * bank).sum(-1).unsqueeze(1)  # (B, 1, E_i)
+                if weights.shape[1] == 1
+                else torch.bmm(grad, bank.transpose(1, 2))  # (B, T, E_i)
+                for bank in banks
+            ]
+            grad_weights = parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)
+        grad_banks: list[torch.Tensor | None] = []
+        for i, w in enumerate(_bank_weights(weights, banks)):
+            if not ctx.needs_input_grad[1 + i]:
+                grad_banks.append(None)
+                continue
+            grad_bank = w[:, 0].unsqueeze(-1) * grad[:, 0].unsqueeze(1)  # (B, E_i, D)
             for t in range(1, weights.shape[1]):
-                grad_experts.addcmul_(weights[:, t].unsqueeze(-1), grad[:, t].unsqueeze(1))
-        return grad_weights, grad_experts
+                grad_bank.addcmul_(w[:, t].unsqueeze(-1), grad[:, t].unsqueeze(1))
+            grad_banks.append(grad_bank)
+        return grad_weights, *grad_banks
+
+
+def _bank_weights(weights: torch.Tensor, banks: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """(B, T, E) weights split along E into each bank's (B, T, E_i) (views)."""
+    if len(banks) == 1:
+        return [weights]
+    return list(torch.split(weights, [bank.shape[1] for bank in banks], dim=2))
 
 
 class MMoE(nn.Module):
-    """`n_experts` MLP experts shared by all tasks, one softmax gate per task."""
+    """`n_experts` MLP experts shared by all tasks, one softmax gate per task. `data_columns`:
+    x's column ranges of data, which get no gradient (see `layers._Product`)."""
 
     def __init__(
         self,
@@ -80,24 +107,48 @@ class MMoE(nn.Module):
         n_tasks: int,
         dropout: float,
         read_only: Sequence[int] = (),
+        data_columns: Sequence[tuple[int, int]] = (),
     ) -> None:
         super().__init__()
-        self.experts = ExpertBank(in_dim, n_experts, expert_dims, dropout)
+        self.experts = ExpertBank(in_dim, n_experts, expert_dims, dropout, data_columns)
         self.gates = nn.ModuleList(nn.Linear(in_dim, n_experts) for _ in range(n_tasks))
         self.read_only = frozenset(read_only)  # tasks that train their gate only
         self.out_dim = self.experts.out_dim
 
+    def _first_layers(self, x: torch.Tensor) -> list[torch.Tensor | None]:
+        """While training: the experts' first layer and every gate as one product (see
+        `joint_product`), the readers' gates sending x no gradient. Returns the experts' first
+        product, then each task's gate logits (fp32). In evaluation (fp32, exact) all None:
+        each module computes its own."""
+        n_tasks = len(self.gates)
+        if not self.training:
+            return [None] * (1 + n_tasks)
+        bank = self.experts
+        gates = [(gate.weight.t(), gate.bias, t not in self.read_only)
+                 for t, gate in enumerate(self.gates)]  # fmt: skip
+        first, *logits = joint_product(
+            x, [(*bank.first_layer(), True), *gates], bank.train_dtype, bank.numpy_blas,
+            bank.data_columns,
+        )  # fmt: skip
+        return [first, *(logit.float() for logit in logits)]
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        experts = self.experts(x)  # (B, E, D)
+        first, *joint_logits = self._first_layers(x)
+
+        def gate(t: int, seen: torch.Tensor) -> torch.Tensor:
+            logit = joint_logits[t]
+            return self.gates[t](seen) if logit is None else logit
+
+        experts = self.experts(x, first)  # (B, E, D)
         tasks = range(len(self.gates))
         writers = [t for t in tasks if t not in self.read_only]
         readers = [t for t in tasks if t in self.read_only]
         outputs: dict[int, torch.Tensor] = {}
         if writers:
-            mixed = mix_tasks([self.gates[t](x) for t in writers], experts)
+            mixed = mix_tasks([gate(t, x) for t in writers], experts)
             outputs |= dict(zip(writers, mixed, strict=True))
         if readers:
             seen = x.detach()
-            mixed = mix_tasks([self.gates[t](seen) for t in readers], experts.detach())
+            mixed = mix_tasks([gate(t, seen) for t in readers], experts.detach())
             outputs |= dict(zip(readers, mixed, strict=True))
         return [outputs[t] for t in tasks]  # n_tasks x (B, D)

@@ -16,6 +16,7 @@ propensities and serving can rank with the bias left out.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -84,6 +85,29 @@ class FieldEmbedding(nn.Module):
         return self.table(rows)  # (B, F, E)
 
 
+class _PairProducts(torch.autograd.Function):
+    """The upper triangle of each row's Gram matrix, (B, F, E) -> (B, P), with one batched
+    product each way: the gradient is (G + G^T) @ e for G the pairs' gradient placed in both
+    triangles (a (B, P) x (P, F * F) product with a 0/1 matrix: exact, and a fraction of an
+    `index_copy_` along a row's columns), where autograd's bmm backward takes two products and
+    their sum, after an `index_add_` into a zero Gram matrix."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx, embedded: torch.Tensor, pairs: torch.Tensor, placement: torch.Tensor
+    ) -> torch.Tensor:
+        ctx.save_for_backward(embedded, placement)
+        gram = torch.bmm(embedded, embedded.transpose(1, 2))  # (B, F, F)
+        return gram.flatten(1).index_select(1, pairs)  # (B, P)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
+        embedded, placement = ctx.saved_tensors
+        batch, n_fields, _ = embedded.shape
+        placed = torch.mm(grad, placement.to(grad.dtype))  # (B, F * F): G + G^T
+        return torch.bmm(placed.view(batch, n_fields, n_fields), embedded), None, None
+
+
 class InnerProducts(nn.Module):
     """<e_i, e_j> for every pair of fields i < j (IPNN's product layer).
 
@@ -96,11 +120,15 @@ class InnerProducts(nn.Module):
         super().__init__()
         left, right = torch.triu_indices(n_fields, n_fields, offset=1)  # (P,), (P,)
         self.register_buffer("pairs", left * n_fields + right, persistent=False)
+        # (P, F * F): pair p's gradient goes to both (i, j) and (j, i) of the Gram matrix.
+        placement = torch.zeros(len(left), n_fields * n_fields)
+        placement[torch.arange(len(left)), left * n_fields + right] = 1.0
+        placement[torch.arange(len(left)), right * n_fields + left] = 1.0
+        self.register_buffer("placement", placement, persistent=False)
         self.out_dim = len(left)
 
     def forward(self, embedded: torch.Tensor) -> torch.Tensor:
-        gram = torch.bmm(embedded, embedded.transpose(1, 2))  # (B, F, E) -> (B, F, F)
-        return gram.flatten(1).index_select(1, self.pairs)  # (B, P)
+        return _PairProducts.apply(embedded, self.pairs, self.placement)  # (B, F, E) -> (B, P)
 
 
 class BiasTower(nn.Module):
@@ -127,14 +155,20 @@ def split_fields(spec: FeatureSpec, bias_features: tuple[str, ...]) -> tuple[lis
     return [i for i in range(len(names)) if i not in bias], bias
 
 
-def build_bottom(cfg: ModelConfig, in_dim: int, n_tasks: int) -> SharedBottom | MMoE | PLE:
-    """The configured bottom; for PLE, `n_experts` is the number of experts of each task."""
+def build_bottom(
+    cfg: ModelConfig, in_dim: int, n_tasks: int, data_columns: Sequence[tuple[int, int]] = ()
+) -> SharedBottom | MMoE | PLE:
+    """The configured bottom; for PLE, `n_experts` is the number of experts of each task.
+    `data_columns`: the (start, stop) column ranges of its input that are data (no parameter
+    behind them), to which it sends no gradient."""
     read_only = [t for t, name in enumerate(cfg.tasks) if name in cfg.read_only_tasks]
     if len(read_only) == n_tasks:  # someone must write the shared representation: a single task
         read_only = []
     dropout = cfg.dropout if cfg.bottom_dropout is None else cfg.bottom_dropout
     if cfg.bottom == "mmoe":
-        return MMoE(in_dim, cfg.n_experts, cfg.expert_dims, n_tasks, dropout, read_only)
+        return MMoE(
+            in_dim, cfg.n_experts, cfg.expert_dims, n_tasks, dropout, read_only, data_columns
+        )
     if cfg.bottom == "ple":
         return PLE(
             in_dim,
@@ -144,8 +178,9 @@ def build_bottom(cfg: ModelConfig, in_dim: int, n_tasks: int) -> SharedBottom | 
             n_tasks,
             dropout,
             read_only,
+            data_columns,
         )
-    return SharedBottom(in_dim, cfg.bottom_dims, n_tasks, dropout, read_only)
+    return SharedBottom(in_dim, cfg.bottom_dims, n_tasks, dropout, read_only, data_columns)
 
 
 def build_term_gating(cfg: ModelConfig, spec: FeatureSpec) -> TermGating | None:
@@ -176,13 +211,15 @@ class TextFeatures(nn.Module):
         spans: tuple[int, ...] = (),
         cosines: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """`distinct` (U, D): the batch's distinct texts; `index` (B, T): each row's text in it;
-        `present` (B, T): the text is non-null; `spans`: column t's texts are rows
-        spans[t]:spans[t + 1] (empty: any row). Each projection runs once per distinct text of
-        its column (a few hundred a batch, not B x T), then is gathered per row; a null text
-        reads as a zero embedding (its projection is the bias). `cosines` (B, P): the
+        """`distinct` (U, D): the batch's distinct texts, a null text's row zero (the text
+        table's row 0; `MultiTaskModel.text_embeddings` zeroes an encoder's); `index` (B, T):
+        each row's text in it; `present` (B, T): the text is non-null; `spans`: column t's
+        texts are rows spans[t]:spans[t + 1] (empty: any row). Each projection runs once per
+        distinct text of its column (a few hundred a batch, not B x T), then is gathered per
+        row. A null text's zero row projects to the bias, and to zero in the bias-free pair
+        projection, with no mask: a mask or `torch.where` over the (B, K) gathers cost ~1 ms of
+        a 2,048-row training step (one thread), forward and backward. `cosines` (B, P): the
         query-text cosines when the caller has them (`inputs.query_cosines`)."""
-        mask = present.unsqueeze(-1).to(distinct.dtype)  # (B, T, 1)
         parts = []
         # Gathers are `index_select`: the backward of `x[rows]` is an accumulating `index_put_`,
         # which deterministic mode runs by sorting the rows first; `index_select`'s is one
@@ -190,16 +227,15 @@ class TextFeatures(nn.Module):
         # gathers of the forward, the trained weights bit for bit the same).
         for t, proj in enumerate(self.projections):
             start, stop = (spans[t], spans[t + 1]) if spans else (0, len(distinct))
-            projected = proj(distinct[start:stop]).index_select(0, index[:, t] - start)  # (B, K)
-            parts.append(torch.where(present[:, t : t + 1], projected, proj.bias))
+            parts.append(proj(distinct[start:stop]).index_select(0, index[:, t] - start))
         if self.partners:
             q = self.query_index
             if cosines is None:
                 cosines = query_cosines(distinct, index, present, q)  # (B, P)
             pair = self.pair_projection(distinct)  # (U, K), no bias: zero for a null text
-            query_proj = pair.index_select(0, index[:, q]) * mask[:, q]  # (B, K)
+            query_proj = pair.index_select(0, index[:, q])  # (B, K)
             for p, t in enumerate(self.partners):
-                matched = query_proj * pair.index_select(0, index[:, t]) * mask[:, t]  # (B, K)
+                matched = query_proj * pair.index_select(0, index[:, t])  # (B, K)
                 parts += [cosines[:, p : p + 1], matched]
         if not parts:
             return distinct.new_zeros((index.shape[0], 0))
@@ -236,15 +272,23 @@ class MultiTaskModel(nn.Module):
             self.n_match = n_match_features(len(spec.texts), spec.query_index)
         self.terms = build_term_gating(cfg, spec)
         term_dim = self.terms.out_dim if self.terms is not None else 0
-        self.in_dim = (
-            self.embedding.out_dim
-            + products
-            + spec.dense_dim
-            + self.text.out_dim
-            + self.n_match
-            + term_dim
+        # `features`' columns in its order, and whether each part is data (no gradient).
+        parts = [
+            (self.embedding.out_dim, False),
+            (spec.dense_dim, True),
+            (self.text.out_dim, False),
+            (products, False),
+            (self.n_match, True),
+            (term_dim, False),
+        ]
+        self.in_dim = sum(width for width, _ in parts)
+        starts = [sum(width for width, _ in parts[:i]) for i in range(len(parts))]
+        self.data_columns = tuple(
+            (start, start + width)
+            for start, (width, data) in zip(starts, parts, strict=True)
+            if data and width
         )
-        self.bottom = build_bottom(cfg, self.in_dim, len(self.tasks))
+        self.bottom = build_bottom(cfg, self.in_dim, len(self.tasks), self.data_columns)
         self.towers = nn.ModuleDict(
             {
                 task.name: Tower(self.bottom.out_dim, cfg.tower_dims, cfg.dropout)
@@ -259,7 +303,12 @@ class MultiTaskModel(nn.Module):
         if self.text_encoder is None or inputs.text_tokens is None:
             raise ValueError("inputs carry neither text embeddings nor tokens for the encoder")
         tokens = inputs.text_tokens
-        return self.text_encoder(tokens.input_ids, tokens.attention_mask)
+        encoded = self.text_encoder(tokens.input_ids, tokens.attention_mask)  # (U, D)
+        # A null text reads as zero (`TextFeatures`), as the frozen table's row 0 does; the
+        # encoder gives the empty string a vector of its own.
+        index = inputs.text_index[inputs.text_present]
+        known = encoded.new_zeros((len(encoded), 1)).index_fill_(0, index, 1.0)
+        return encoded * known
 
     def features(self, inputs: ModelInputs) -> torch.Tensor:
         distinct = self.text_embeddings(inputs)
@@ -267,6 +316,7 @@ class MultiTaskModel(nn.Module):
             distinct, inputs.text_index, inputs.text_present, inputs.text_spans, inputs.text_cosines
         )  # (B, text out)
         embedded = self.embedding(inputs.fields.index_select(1, self.main_fields))  # (B, F, E)
+        # The order of `data_columns` (__init__).
         parts = [embedded.flatten(1), inputs.dense, text]  # (B, F * E), (B, Dd), (B, text out)
         if self.products is not None:
             parts.append(self.products(embedded))  # (B, F * (F - 1) / 2)

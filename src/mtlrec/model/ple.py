@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from mtlrec.model.layers import ExpertBank
+from mtlrec.model.layers import ExpertBank, joint_product
 from mtlrec.model.mmoe import mix_tasks
 
 
@@ -27,7 +27,8 @@ class PLE(nn.Module):
 
     The experts that read the inputs with gradient (the shared ones and the writing tasks' own)
     are one `ExpertBank`, shared first; a read-only task's own experts read detached inputs, so
-    they are a second bank.
+    they are a second bank. `data_columns`: x's column ranges of data, which get no gradient
+    (see `layers._Product`).
     """
 
     def __init__(
@@ -39,6 +40,7 @@ class PLE(nn.Module):
         n_tasks: int,
         dropout: float,
         read_only: Sequence[int] = (),
+        data_columns: Sequence[tuple[int, int]] = (),
     ) -> None:
         super().__init__()
         # Tasks that read the shared experts and inputs without writing them: their losses train
@@ -49,7 +51,7 @@ class PLE(nn.Module):
         readers = [t for t in range(n_tasks) if t in self.read_only]
         n_writing = n_shared_experts + n_task_experts * len(writers)
         n_read = n_task_experts * len(readers)
-        self.experts = ExpertBank(in_dim, n_writing, expert_dims, dropout)
+        self.experts = ExpertBank(in_dim, n_writing, expert_dims, dropout, data_columns)
         self.read_only_experts = (
             ExpertBank(in_dim, n_read, expert_dims, dropout) if readers else None
         )
@@ -74,18 +76,45 @@ class PLE(nn.Module):
         self.register_buffer("write_columns", _columns(write_columns, n_gated), persistent=False)
         self.register_buffer("read_columns", _columns(read_columns, n_gated), persistent=False)
 
+    def _first_layers(self, x: torch.Tensor) -> list[torch.Tensor | None]:
+        """While training: both banks' first layers and every gate as one product (see
+        `joint_product`), the readers' columns sending x no gradient. Returns the writing bank's
+        and the read-only bank's first products, then each task's gate logits (fp32). In
+        evaluation (fp32, exact) all None: each module computes its own."""
+        n_tasks = len(self.gates)
+        if not self.training:
+            return [None] * (2 + n_tasks)
+        gates = [(self.gates[t].weight.t(), self.gates[t].bias) for t in range(n_tasks)]
+        parts = [(*self.experts.first_layer(), True), *((*gates[t], True) for t in self.writers)]
+        if self.read_only_experts is not None:
+            parts.append((*self.read_only_experts.first_layer(), False))
+        parts += [(*gates[t], False) for t in self.readers]
+        bank = self.experts
+        out = joint_product(x, parts, bank.train_dtype, bank.numpy_blas, bank.data_columns)
+        first, *out = out
+        logits = {t: out.pop(0).float() for t in self.writers}
+        read_first = out.pop(0) if self.read_only_experts is not None else None
+        logits |= {t: out.pop(0).float() for t in self.readers}
+        return [first, read_first, *(logits[t] for t in range(n_tasks))]
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        bank = self.experts(x)  # (B, S + K * writers, D)
+        first, read_first, *joint_logits = self._first_layers(x)
+
+        def gate(t: int, seen: torch.Tensor) -> torch.Tensor:
+            logit = joint_logits[t]
+            return self.gates[t](seen) if logit is None else logit
+
+        bank = self.experts(x, first)  # (B, S + K * writers, D)
         outputs: dict[int, torch.Tensor] = {}
         if self.writers:
-            logits = [self.gates[t](x) for t in self.writers]
+            logits = [gate(t, x) for t in self.writers]
             mixed = mix_tasks(logits, bank, self.write_columns)
             outputs |= dict(zip(self.writers, mixed, strict=True))
         if self.read_only_experts is not None:
             seen = x.detach()
             shared = bank[:, : self.n_shared_experts].detach()  # read, never written
-            candidates = torch.cat([self.read_only_experts(seen), shared], dim=1)  # (B, K*R+S, D)
-            logits = [self.gates[t](seen) for t in self.readers]
-            mixed = mix_tasks(logits, candidates, self.read_columns)
+            own = self.read_only_experts(seen, read_first)  # (B, K * R, D)
+            logits = [gate(t, seen) for t in self.readers]
+            mixed = mix_tasks(logits, [own, shared], self.read_columns)  # own, then shared
             outputs |= dict(zip(self.readers, mixed, strict=True))
         return [outputs[t] for t in range(len(self.gates))]  # n_tasks x (B, D)

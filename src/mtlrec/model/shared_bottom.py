@@ -24,9 +24,10 @@ class SharedBottom(nn.Module):
         n_tasks: int,
         dropout: float,
         read_only: Sequence[int] = (),
+        data_columns: Sequence[tuple[int, int]] = (),
     ) -> None:
         super().__init__()
-        self.mlp = MLP(in_dim, dims, dropout)
+        self.mlp = MLP(in_dim, dims, dropout, data_columns)
         self.n_tasks = n_tasks
         self.read_only = frozenset(read_only)  # tasks whose losses leave the bottom alone
         self.out_dim = self.mlp.out_dim
