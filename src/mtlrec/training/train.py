@@ -207,7 +207,7 @@ def native_bf16() -> bool:
 def amd_cpu() -> bool:
     """Whether this is an AMD CPU, where the bottom's first layer trains its fp32 products in
     numpy's BLAS (OpenBLAS) rather than torch's (MKL, which takes a slower path there; see
-    `layers._NumpyProduct`). A training step of the default PLE on an AMD EPYC without
+    `layers._Product`). A training step of the default PLE on an AMD EPYC without
     AVX-512 (Zen 2), one thread: 59.0 -> 54.1 and 58.5 -> 53.1 ms (medians, one process
     alternating the two every five steps, 400 steps each); the first layer's products 33.4 ->
     28.4 ms of it."""
