@@ -123,14 +123,21 @@ def test_frozen_cosines_are_computed_once_per_frame_and_equal_the_models(
     assert inputs.text_cosines is None  # TensorFrame.build without them: the model computes
 
 
-def test_finetuned_encoder_is_part_of_the_model(
-    frame: pd.DataFrame, spec: FeatureSpec, tmp_path: Path
-) -> None:
+def finetuned(
+    frame: pd.DataFrame, spec: FeatureSpec, cache: Path, n_rows: int
+) -> tuple[MultiTaskModel, ModelInputs]:
+    """A model that fine-tunes its text encoder, and a batch of the frame's first rows."""
     cfg = tiny_cfg(text=plain_text(encoder="tiny", max_length=16, finetune_layers=1))
     model = MultiTaskModel(cfg, spec)
     encoded = spec.encode(frame)
-    table = build_text_table(encoded.strings, cfg.text, tmp_path, model.text_encoder)
-    batch = TensorFrame.build(encoded, table).inputs(torch.arange(8))
+    table = build_text_table(encoded.strings, cfg.text, cache, model.text_encoder)
+    return model, TensorFrame.build(encoded, table).inputs(torch.arange(n_rows))
+
+
+def test_finetuned_encoder_is_part_of_the_model(
+    frame: pd.DataFrame, spec: FeatureSpec, tmp_path: Path
+) -> None:
+    model, batch = finetuned(frame, spec, tmp_path, 8)
     assert batch.text_embeddings is None and batch.text_tokens is not None
     model(batch).ctr_logit.sum().backward()
     top = model.text_encoder.bert.encoder.layer[-1].attention.self.query.weight
@@ -142,11 +149,7 @@ def test_a_finetuned_encoder_s_null_texts_read_as_zero(
     frame: pd.DataFrame, spec: FeatureSpec, tmp_path: Path
 ) -> None:
     """As the frozen table's row 0: the text features then need no mask for a null text."""
-    cfg = tiny_cfg(text=plain_text(encoder="tiny", max_length=16, finetune_layers=1))
-    model = MultiTaskModel(cfg, spec)
-    encoded = spec.encode(frame)
-    table = build_text_table(encoded.strings, cfg.text, tmp_path, model.text_encoder)
-    batch = TensorFrame.build(encoded, table).inputs(torch.arange(len(frame)))
+    model, batch = finetuned(frame, spec, tmp_path, len(frame))
     distinct = model.text_embeddings(batch)
     null = batch.text_index[~batch.text_present].unique()
     known = batch.text_index[batch.text_present].unique()
