@@ -184,11 +184,8 @@ def joint_product(
     sizes = [parts[i][0].shape[1] for i in order]
     n_input_grad = sum(size for i, size in zip(order, sizes, strict=True) if parts[i][2])
     out = wide_product(x, weight, bias, dtype, numpy_blas, n_input_grad, data_columns)
-    pieces = torch.split(out, sizes, dim=1)
-    result: list[torch.Tensor] = [torch.empty(0)] * len(parts)
-    for i, piece in zip(order, pieces, strict=True):
-        result[i] = piece
-    return result
+    pieces = dict(zip(order, torch.split(out, sizes, dim=1), strict=True))
+    return [pieces[i] for i in range(len(parts))]
 
 
 class _ReluDropout(torch.autograd.Function):
@@ -325,8 +322,8 @@ class MLP(nn.Module):
         self.data_columns = tuple(data_columns)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        wide = self.train_dtype != x.dtype or self.numpy_blas or self.data_columns
         for i, layer in enumerate(self.layers):
-            wide = self.train_dtype != x.dtype or self.numpy_blas or self.data_columns
             if i == 0 and self.training and wide:
                 h = wide_product(x, layer.weight.t(), layer.bias, self.train_dtype,
                                  self.numpy_blas, data_columns=self.data_columns)  # fmt: skip

@@ -115,40 +115,34 @@ class MMoE(nn.Module):
         self.read_only = frozenset(read_only)  # tasks that train their gate only
         self.out_dim = self.experts.out_dim
 
-    def _first_layers(self, x: torch.Tensor) -> list[torch.Tensor | None]:
-        """While training: the experts' first layer and every gate as one product (see
-        `joint_product`), the readers' gates sending x no gradient. Returns the experts' first
-        product, then each task's gate logits (fp32). In evaluation (fp32, exact) all None:
-        each module computes its own."""
-        n_tasks = len(self.gates)
+    def _first_layers(self, x: torch.Tensor) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+        """The experts' first product (None: the bank computes its own) and each task's gate
+        logits (fp32). While training, all of them are one product (see `joint_product`), the
+        readers' gates sending x no gradient; in evaluation (fp32, exact) each module computes
+        its own."""
         if not self.training:
-            return [None] * (1 + n_tasks)
+            return None, [
+                gate(x.detach() if t in self.read_only else x) for t, gate in enumerate(self.gates)
+            ]  # fmt: skip
         bank = self.experts
-        gates = [(gate.weight.t(), gate.bias, t not in self.read_only)
-                 for t, gate in enumerate(self.gates)]  # fmt: skip
+        gates = [(g.weight.t(), g.bias, t not in self.read_only) for t, g in enumerate(self.gates)]
         first, *logits = joint_product(
             x, [(*bank.first_layer(), True), *gates], bank.train_dtype, bank.numpy_blas,
             bank.data_columns,
         )  # fmt: skip
-        return [first, *(logit.float() for logit in logits)]
+        return first, [logit.float() for logit in logits]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        first, *joint_logits = self._first_layers(x)
-
-        def gate(t: int, seen: torch.Tensor) -> torch.Tensor:
-            logit = joint_logits[t]
-            return self.gates[t](seen) if logit is None else logit
-
+        first, gate_logits = self._first_layers(x)
         experts = self.experts(x, first)  # (B, E, D)
         tasks = range(len(self.gates))
         writers = [t for t in tasks if t not in self.read_only]
         readers = [t for t in tasks if t in self.read_only]
         outputs: dict[int, torch.Tensor] = {}
         if writers:
-            mixed = mix_tasks([gate(t, x) for t in writers], experts)
+            mixed = mix_tasks([gate_logits[t] for t in writers], experts)
             outputs |= dict(zip(writers, mixed, strict=True))
         if readers:
-            seen = x.detach()
-            mixed = mix_tasks([gate(t, seen) for t in readers], experts.detach())
+            mixed = mix_tasks([gate_logits[t] for t in readers], experts.detach())
             outputs |= dict(zip(readers, mixed, strict=True))
         return [outputs[t] for t in tasks]  # n_tasks x (B, D)

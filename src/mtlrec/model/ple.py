@@ -76,45 +76,40 @@ class PLE(nn.Module):
         self.register_buffer("write_columns", _columns(write_columns, n_gated), persistent=False)
         self.register_buffer("read_columns", _columns(read_columns, n_gated), persistent=False)
 
-    def _first_layers(self, x: torch.Tensor) -> list[torch.Tensor | None]:
-        """While training: both banks' first layers and every gate as one product (see
-        `joint_product`), the readers' columns sending x no gradient. Returns the writing bank's
-        and the read-only bank's first products, then each task's gate logits (fp32). In
-        evaluation (fp32, exact) all None: each module computes its own."""
-        n_tasks = len(self.gates)
+    def _first_layers(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, list[torch.Tensor]]:
+        """The writing bank's and the read-only bank's first products (None: the bank computes
+        its own) and each task's gate logits (fp32). While training, all of them are one product
+        (see `joint_product`), the readers' columns sending x no gradient; in evaluation (fp32,
+        exact) each module computes its own."""
         if not self.training:
-            return [None] * (2 + n_tasks)
-        gates = [(self.gates[t].weight.t(), self.gates[t].bias) for t in range(n_tasks)]
-        parts = [(*self.experts.first_layer(), True), *((*gates[t], True) for t in self.writers)]
+            return None, None, [
+                gate(x.detach() if t in self.read_only else x) for t, gate in enumerate(self.gates)
+            ]  # fmt: skip
+        banks = [(*self.experts.first_layer(), True)]
         if self.read_only_experts is not None:
-            parts.append((*self.read_only_experts.first_layer(), False))
-        parts += [(*gates[t], False) for t in self.readers]
+            banks.append((*self.read_only_experts.first_layer(), False))
+        gates = [(g.weight.t(), g.bias, t not in self.read_only) for t, g in enumerate(self.gates)]
         bank = self.experts
-        out = joint_product(x, parts, bank.train_dtype, bank.numpy_blas, bank.data_columns)
-        first, *out = out
-        logits = {t: out.pop(0).float() for t in self.writers}
-        read_first = out.pop(0) if self.read_only_experts is not None else None
-        logits |= {t: out.pop(0).float() for t in self.readers}
-        return [first, read_first, *(logits[t] for t in range(n_tasks))]
+        out = joint_product(x, banks + gates, bank.train_dtype, bank.numpy_blas, bank.data_columns)
+        firsts, logits = out[: len(banks)], out[len(banks) :]
+        read_first = firsts[1] if len(firsts) > 1 else None
+        return firsts[0], read_first, [logit.float() for logit in logits]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        first, read_first, *joint_logits = self._first_layers(x)
-
-        def gate(t: int, seen: torch.Tensor) -> torch.Tensor:
-            logit = joint_logits[t]
-            return self.gates[t](seen) if logit is None else logit
-
+        first, read_first, gate_logits = self._first_layers(x)
         bank = self.experts(x, first)  # (B, S + K * writers, D)
         outputs: dict[int, torch.Tensor] = {}
         if self.writers:
-            logits = [gate(t, x) for t in self.writers]
+            logits = [gate_logits[t] for t in self.writers]
             mixed = mix_tasks(logits, bank, self.write_columns)
             outputs |= dict(zip(self.writers, mixed, strict=True))
         if self.read_only_experts is not None:
             seen = x.detach()
             shared = bank[:, : self.n_shared_experts].detach()  # read, never written
             own = self.read_only_experts(seen, read_first)  # (B, K * R, D)
-            logits = [gate(t, seen) for t in self.readers]
+            logits = [gate_logits[t] for t in self.readers]
             mixed = mix_tasks(logits, [own, shared], self.read_columns)  # own, then shared
             outputs |= dict(zip(self.readers, mixed, strict=True))
         return [outputs[t] for t in range(len(self.gates))]  # n_tasks x (B, D)
