@@ -705,7 +705,6 @@ STAGES: tuple[Stage, ...] = (
         dvc=False,
     ),
 )
-BY_NAME = {stage.name: stage for stage in STAGES}
 DVC_STAGES = tuple(stage for stage in STAGES if stage.dvc)
 
 

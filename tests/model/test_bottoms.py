@@ -14,7 +14,7 @@ from mtlrec.model.layers import (
     short_softmax,
     wide_product,
 )
-from mtlrec.model.mmoe import MMoE, mix_experts, mix_tasks
+from mtlrec.model.mmoe import MMoE, mix_tasks
 from mtlrec.model.ple import PLE
 from mtlrec.model.shared_bottom import SharedBottom
 from mtlrec.model.towers import Tower
@@ -36,6 +36,12 @@ def test_bottom_gives_one_output_per_task(bottom: torch.nn.Module) -> None:
     assert len(outputs) == N_TASKS
     assert all(out.shape == (BATCH, 8) for out in outputs)
     assert bottom.out_dim == 8
+
+
+def mix_experts(gate_logits: torch.Tensor, expert_out: torch.Tensor) -> torch.Tensor:
+    """The reference mix: (B, E) logits, (B, E, D) outputs -> (B, D), one task at a time."""
+    weights = short_softmax(gate_logits).unsqueeze(1)  # (B, 1, E)
+    return torch.bmm(weights, expert_out).squeeze(1)  # (B, D)
 
 
 def test_mmoe_tasks_mix_experts_differently() -> None:

@@ -15,12 +15,6 @@ from torch import nn
 from mtlrec.model.layers import ExpertBank, joint_product, short_softmax
 
 
-def mix_experts(gate_logits: torch.Tensor, expert_out: torch.Tensor) -> torch.Tensor:
-    """Gate-weighted sum of expert outputs: (B, E) logits, (B, E, D) outputs -> (B, D)."""
-    weights = short_softmax(gate_logits).unsqueeze(1)  # (B, 1, E)
-    return torch.bmm(weights, expert_out).squeeze(1)  # (B, D)
-
-
 def mix_tasks(
     gate_logits: list[torch.Tensor],
     expert_out: torch.Tensor | Sequence[torch.Tensor],

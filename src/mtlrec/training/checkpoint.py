@@ -18,7 +18,6 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-CHECKPOINT_DIR = "checkpoints"
 STATE_FILE = "state.json"
 
 
