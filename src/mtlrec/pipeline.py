@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -403,11 +403,6 @@ def incremental_window(
     (Feast would remember a future end and skip data later)."""
     now = now or datetime.now(UTC)
     return interval_start - overlap, min(interval_end, now)
-
-
-def _midnight(day: str | date) -> datetime:
-    day = date.fromisoformat(day) if isinstance(day, str) else day
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 # --- New data ---------------------------------------------------------------------------------
