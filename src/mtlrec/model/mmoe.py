@@ -89,6 +89,27 @@ def _bank_weights(weights: torch.Tensor, banks: Sequence[torch.Tensor]) -> list[
     return list(torch.split(weights, [bank.shape[1] for bank in banks], dim=2))
 
 
+def gated_first_layers(
+    x: torch.Tensor,
+    banks: Sequence[tuple[ExpertBank, bool]],
+    gates: Sequence[nn.Linear],
+    read_only: frozenset[int],
+    training: bool,
+) -> tuple[list[torch.Tensor | None], list[torch.Tensor]]:
+    """Each bank's first product (None: the bank computes its own) and each task's gate logits
+    (fp32), for MMoE and PLE. `banks`: (bank, whether it trains x). While training, all of them
+    are one product (see `joint_product`), the read-only banks' and `read_only` tasks' gates
+    sending x no gradient; in evaluation (fp32, exact) each module computes its own."""
+    if not training:
+        logits = [gate(x.detach() if t in read_only else x) for t, gate in enumerate(gates)]
+        return [None] * len(banks), logits
+    parts = [(*bank.first_layer(), trains_x) for bank, trains_x in banks]
+    parts += [(g.weight.t(), g.bias, t not in read_only) for t, g in enumerate(gates)]
+    lead = banks[0][0]  # the writing bank: its precision and x's data columns
+    out = joint_product(x, parts, lead.train_dtype, lead.numpy_blas, lead.data_columns)
+    return list(out[: len(banks)]), [logit.float() for logit in out[len(banks) :]]
+
+
 class MMoE(nn.Module):
     """`n_experts` MLP experts shared by all tasks, one softmax gate per task. `data_columns`:
     x's column ranges of data, which get no gradient (see `layers._Product`)."""
@@ -109,25 +130,10 @@ class MMoE(nn.Module):
         self.read_only = frozenset(read_only)  # tasks that train their gate only
         self.out_dim = self.experts.out_dim
 
-    def _first_layers(self, x: torch.Tensor) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
-        """The experts' first product (None: the bank computes its own) and each task's gate
-        logits (fp32). While training, all of them are one product (see `joint_product`), the
-        readers' gates sending x no gradient; in evaluation (fp32, exact) each module computes
-        its own."""
-        if not self.training:
-            return None, [
-                gate(x.detach() if t in self.read_only else x) for t, gate in enumerate(self.gates)
-            ]  # fmt: skip
-        bank = self.experts
-        gates = [(g.weight.t(), g.bias, t not in self.read_only) for t, g in enumerate(self.gates)]
-        first, *logits = joint_product(
-            x, [(*bank.first_layer(), True), *gates], bank.train_dtype, bank.numpy_blas,
-            bank.data_columns,
-        )  # fmt: skip
-        return first, [logit.float() for logit in logits]
-
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        first, gate_logits = self._first_layers(x)
+        (first,), gate_logits = gated_first_layers(
+            x, [(self.experts, True)], self.gates, self.read_only, self.training
+        )
         experts = self.experts(x, first)  # (B, E, D)
         tasks = range(len(self.gates))
         writers = [t for t in tasks if t not in self.read_only]

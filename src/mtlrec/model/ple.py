@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from mtlrec.model.layers import ExpertBank, joint_product
-from mtlrec.model.mmoe import mix_tasks
+from mtlrec.model.layers import ExpertBank
+from mtlrec.model.mmoe import gated_first_layers, mix_tasks
 
 
 def _columns(columns: list[list[int]], n_gated: int) -> torch.Tensor:
@@ -76,30 +76,14 @@ class PLE(nn.Module):
         self.register_buffer("write_columns", _columns(write_columns, n_gated), persistent=False)
         self.register_buffer("read_columns", _columns(read_columns, n_gated), persistent=False)
 
-    def _first_layers(
-        self, x: torch.Tensor
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None, list[torch.Tensor]]:
-        """The writing bank's and the read-only bank's first products (None: the bank computes
-        its own) and each task's gate logits (fp32). While training, all of them are one product
-        (see `joint_product`), the readers' columns sending x no gradient; in evaluation (fp32,
-        exact) each module computes its own."""
-        if not self.training:
-            return None, None, [
-                gate(x.detach() if t in self.read_only else x) for t, gate in enumerate(self.gates)
-            ]  # fmt: skip
-        banks = [(*self.experts.first_layer(), True)]
-        if self.read_only_experts is not None:
-            banks.append((*self.read_only_experts.first_layer(), False))
-        gates = [(g.weight.t(), g.bias, t not in self.read_only) for t, g in enumerate(self.gates)]
-        bank = self.experts
-        out = joint_product(x, banks + gates, bank.train_dtype, bank.numpy_blas, bank.data_columns)
-        firsts, logits = out[: len(banks)], out[len(banks) :]
-        read_first = firsts[1] if len(firsts) > 1 else None
-        return firsts[0], read_first, [logit.float() for logit in logits]
-
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        first, read_first, gate_logits = self._first_layers(x)
-        bank = self.experts(x, first)  # (B, S + K * writers, D)
+        banks = [(self.experts, True)]
+        if self.read_only_experts is not None:
+            banks.append((self.read_only_experts, False))
+        firsts, gate_logits = gated_first_layers(
+            x, banks, self.gates, self.read_only, self.training
+        )
+        bank = self.experts(x, firsts[0])  # (B, S + K * writers, D)
         outputs: dict[int, torch.Tensor] = {}
         if self.writers:
             logits = [gate_logits[t] for t in self.writers]
@@ -108,7 +92,7 @@ class PLE(nn.Module):
         if self.read_only_experts is not None:
             seen = x.detach()
             shared = bank[:, : self.n_shared_experts].detach()  # read, never written
-            own = self.read_only_experts(seen, read_first)  # (B, K * R, D)
+            own = self.read_only_experts(seen, firsts[1])  # (B, K * R, D)
             logits = [gate_logits[t] for t in self.readers]
             mixed = mix_tasks(logits, [own, shared], self.read_columns)  # own, then shared
             outputs |= dict(zip(self.readers, mixed, strict=True))
