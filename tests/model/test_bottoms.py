@@ -11,6 +11,7 @@ from mtlrec.model.layers import (
     _keep_scale,
     relu_dropout,
     set_train_dtype,
+    settle_numpy_blas,
     short_softmax,
     wide_product,
 )
@@ -271,6 +272,30 @@ def test_numpy_blas_is_for_training_on_one_thread_only(numpy_calls: list[tuple[i
         bank.eval()(x)
         bank.train()(x.double())  # fp32 only
         assert len(numpy_calls) == 2
+    finally:
+        torch.set_num_threads(previous)
+
+
+def test_numpy_blas_is_settled_once_before_the_first_product(
+    numpy_calls: list[tuple[int, ...]],
+) -> None:
+    """The settling product (`settle_numpy_blas`) runs once per process, before the first
+    product through numpy's BLAS and not as one of the model's `np.matmul` calls; evaluation
+    and torch's products do not run it."""
+    settle_numpy_blas.cache_clear()
+    x, weight, bias = torch.randn(8, 12), torch.randn(12, 4, requires_grad=True), torch.randn(4)
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        wide_product(x, weight, bias, torch.float32, False).sum().backward()
+        with torch.no_grad():
+            wide_product(x, weight, bias, torch.float32, True)
+        assert settle_numpy_blas.cache_info().misses == 0
+        for _ in range(2):
+            wide_product(x, weight, bias, torch.float32, True).sum().backward()
+        info = settle_numpy_blas.cache_info()
+        assert (info.misses, info.hits) == (1, 1)
+        assert numpy_calls == [(8, 4), (12, 4)] * 2  # the model's own products only
     finally:
         torch.set_num_threads(previous)
 

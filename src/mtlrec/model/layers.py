@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -67,6 +68,7 @@ class _Product(torch.autograd.Function):
         ctx.dtypes = (x.dtype, weight.dtype, bias.dtype)
         if not numpy_blas:
             return torch.addmm(bias.to(dtype), narrow_x, narrow_weight)
+        settle_numpy_blas()
         out = torch.empty((x.shape[0], weight.shape[1]), dtype=dtype)
         np.matmul(narrow_x.detach().numpy(), narrow_weight.detach().numpy(), out=out.numpy())
         return out.add_(bias)
@@ -87,6 +89,21 @@ class _Product(torch.autograd.Function):
             # copy first) 1.15 ms for 2,048 x 914, in bf16 0.13.
             grad_bias = grad.sum(0).to(bias_dtype)
         return grad_x, grad_weight, grad_bias, None, None, None, None
+
+
+@functools.cache
+def settle_numpy_blas() -> None:
+    """One wide fp32 product in numpy's BLAS, once per process, before its first real one.
+
+    Why: numpy's OpenBLAS (0.3.31, its Haswell kernels) on an AMD EPYC Zen 1, one thread,
+    multiplied a (2,048, 313) x (313, N) product with N up to ~300 (MMoE's first layer, 268
+    columns; a shared bottom's, 128) at ~10 GFLOP/s, a third of its rate, for as long as the
+    process had run no product ~330 or more columns wide; after one such product every later
+    one ran at ~35 (same kernel, same buffers; `benchmarks/bench_blas.py` shows it on any
+    host). A default PLE's first product (914 columns) settles it by itself, MMoE's never did:
+    its training step 130 -> ~70 ms. This one costs ~9 ms there. `np.dot`, not `np.matmul`:
+    the tests count the model's `np.matmul` calls."""
+    np.dot(np.ones((2048, 64), np.float32), np.ones((64, 1024), np.float32))
 
 
 def _input_grad(
