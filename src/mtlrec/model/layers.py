@@ -99,10 +99,11 @@ def settle_numpy_blas() -> None:
     multiplied a (2,048, 313) x (313, N) product with N up to ~300 (MMoE's first layer, 268
     columns; a shared bottom's, 128) at ~10 GFLOP/s, a third of its rate, for as long as the
     process had run no product ~330 or more columns wide; after one such product every later
-    one ran at ~35 (same kernel, same buffers; `benchmarks/bench_blas.py` shows it on any
-    host). A default PLE's first product (914 columns) settles it by itself, MMoE's never did:
-    its training step 130 -> ~70 ms. This one costs ~9 ms there. `np.dot`, not `np.matmul`:
-    the tests count the model's `np.matmul` calls."""
+    one ran at ~35 (the same kernel, and the same bits; the cause is OpenBLAS's own, not
+    found; `benchmarks/bench_blas.py` shows it on any host). A default PLE's first product
+    (914 columns) settles it by itself, MMoE's never did: its training step 130.2 -> 63.8 ms.
+    This one costs ~9 ms there. `np.dot`, not `np.matmul`: the tests count the model's
+    `np.matmul` calls."""
     np.dot(np.ones((2048, 64), np.float32), np.ones((64, 1024), np.float32))
 
 
