@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.calibration import calibration_curve
-from sklearn.metrics import log_loss, mean_squared_error, roc_auc_score
+
+# scikit-learn is imported by the functions that use it: importing it takes ~1.5 s on a slow
+# CPU, and the promote and report stages read only `Metrics` and `fmt` from here.
 
 EPS = 1e-7
 
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
     """ROC AUC, or None when only one class is present (AUC is undefined there)."""
+    from sklearn.metrics import roc_auc_score
+
     labels = np.asarray(labels)
     if len(np.unique(labels)) < 2:
         return None
@@ -45,6 +48,8 @@ def gauc(labels: np.ndarray, scores: np.ndarray, groups: np.ndarray) -> float | 
 
 
 def logloss(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    from sklearn.metrics import log_loss
+
     clipped = np.clip(probabilities, EPS, 1 - EPS)
     return float(log_loss(labels, clipped, labels=[0, 1]))
 
@@ -53,6 +58,8 @@ def ece(labels: np.ndarray, probabilities: np.ndarray, bins: int = 15) -> float 
     """Expected calibration error over equal-mass bins (rare positives make equal-width bins
     almost empty above the first one): scikit-learn's calibration curve, each bin's gap weighted
     by its share of the rows. None when only one class is present."""
+    from sklearn.calibration import calibration_curve
+
     labels, probabilities = np.asarray(labels), np.asarray(probabilities, dtype=float)
     if len(np.unique(labels)) < 2:
         return None
@@ -108,6 +115,8 @@ def mean_ndcg(grades: np.ndarray, scores: np.ndarray, queries: np.ndarray, k: in
 
 
 def rmse(targets: np.ndarray, predictions: np.ndarray) -> float:
+    from sklearn.metrics import mean_squared_error
+
     return float(np.sqrt(mean_squared_error(targets, predictions)))
 
 

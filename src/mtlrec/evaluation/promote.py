@@ -17,7 +17,6 @@ from pathlib import Path
 from mtlrec.config import EvaluateConfig, GateConfig
 from mtlrec.errors import UserError
 from mtlrec.evaluation.decision import Decision, decide
-from mtlrec.evaluation.evaluate import evaluate_model
 from mtlrec.evaluation.metrics import Metrics
 from mtlrec.registry import Registry, RegistryError, data_hashes
 
@@ -85,6 +84,10 @@ def _judge(
     problems = registry.problems(champion_version)
     if problems:
         return None, _broken_champion(gate, registry, champion_version, problems)
+    # Here, not at the top: scoring imports torch and scikit-learn (~4 s of the stage on a
+    # slow CPU), which a first run, with no champion to score, never needs.
+    from mtlrec.evaluation.evaluate import evaluate_model
+
     try:
         champion = evaluate_model(
             evaluation, registry.path(champion_version), paths.data, paths.truth, paths.cache
