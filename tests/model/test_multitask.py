@@ -126,7 +126,12 @@ def test_frozen_cosines_are_computed_once_per_frame_and_equal_the_models(
 def finetuned(
     frame: pd.DataFrame, spec: FeatureSpec, cache: Path, n_rows: int
 ) -> tuple[MultiTaskModel, ModelInputs]:
-    """A model that fine-tunes its text encoder, and a batch of the frame's first rows."""
+    """A model that fine-tunes its text encoder, and a batch of the frame's first rows.
+
+    Its initialisation is seeded: with the global generator as earlier tests in the process
+    left it, 16 of 400 seeds gave weights through whose ReLUs no gradient of these 8 rows'
+    ctr logit reached the encoder (CI failed on one such order)."""
+    torch.manual_seed(0)
     cfg = tiny_cfg(text=plain_text(encoder="tiny", max_length=16, finetune_layers=1))
     model = MultiTaskModel(cfg, spec)
     encoded = spec.encode(frame)
