@@ -83,11 +83,49 @@ def dvc_lock(root: Path) -> Iterator[None]:
         yield
 
 
+# DVC's record of which command reads and writes which paths, rewritten in place.
+DVC_RWLOCK = Path(".dvc") / "tmp" / "rwlock"
+
+
+def set_aside_broken_rwlock(root: Path, settle: float = 0.2) -> Path | None:
+    """Move DVC's rwlock file aside when it is not JSON; return where it went.
+
+    DVC rewrites `.dvc/tmp/rwlock` in place (truncate, then write) whenever a command takes or
+    releases its stages' paths. A command killed between the two, as a task's `dvc repro` is
+    when its worker dies with the scheduler, leaves the file empty or cut short, and every later
+    DVC command in the project then fails on it ("JSON structure is corrupted"): the task's
+    retry could never succeed. Called under the workspace lock, so no DVC command of ours is
+    writing it; a file that still does not parse `settle` seconds later is no other process's
+    write in progress either. It is renamed, not deleted (what it held is kept for a person),
+    and DVC starts a new one."""
+    path = Path(root) / DVC_RWLOCK
+    for attempt in range(2):
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+            return None
+        except FileNotFoundError:
+            return None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            if attempt == 0:
+                time.sleep(settle)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    aside = path.with_name(f"{path.name}.broken-{stamp}")
+    path.rename(aside)
+    logging.getLogger(__name__).warning(
+        "DVC's lock record %s was cut short by a killed DVC command; moved it to %s",
+        path,
+        aside,
+    )
+    return aside
+
+
 def dvc(root: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
     """Run `dvc ARGS` in the project under the workspace lock (its stages run under it too);
-    fail with DVC's own output."""
+    fail with DVC's own output. An rwlock file that a killed DVC command left cut short is
+    set aside first (`set_aside_broken_rwlock`)."""
     executable = Path(sys.executable).with_name("dvc")
     with dvc_lock(root):
+        set_aside_broken_rwlock(root)
         path = f"{executable.parent}{os.pathsep}{os.environ.get('PATH', '')}"
         child_env = {**os.environ, **(env or {}), "PATH": path}
         done = subprocess.run(
