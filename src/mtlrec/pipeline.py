@@ -110,7 +110,10 @@ def set_aside_broken_rwlock(root: Path, settle: float = 0.2) -> Path | None:
                 time.sleep(settle)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     aside = path.with_name(f"{path.name}.broken-{stamp}")
-    path.rename(aside)
+    try:
+        path.rename(aside)
+    except FileNotFoundError:  # removed meanwhile by a DVC command outside ours
+        return None
     logging.getLogger(__name__).warning(
         "DVC's lock record %s was cut short by a killed DVC command; moved it to %s",
         path,
