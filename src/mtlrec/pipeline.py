@@ -87,6 +87,17 @@ def dvc_lock(root: Path) -> Iterator[None]:
 DVC_RWLOCK = Path(".dvc") / "tmp" / "rwlock"
 
 
+def _unreadable(path: Path) -> bool:
+    """The file exists and is not JSON."""
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return False
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return True
+    return False
+
+
 def set_aside_broken_rwlock(root: Path, settle: float = 0.2) -> Path | None:
     """Move DVC's rwlock file aside when it is not JSON; return where it went.
 
@@ -99,15 +110,11 @@ def set_aside_broken_rwlock(root: Path, settle: float = 0.2) -> Path | None:
     write in progress either. It is renamed, not deleted (what it held is kept for a person),
     and DVC starts a new one."""
     path = Path(root) / DVC_RWLOCK
-    for attempt in range(2):
-        try:
-            json.loads(path.read_text(encoding="utf-8"))
-            return None
-        except FileNotFoundError:
-            return None
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            if attempt == 0:
-                time.sleep(settle)
+    if not _unreadable(path):
+        return None
+    time.sleep(settle)
+    if not _unreadable(path):
+        return None
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     aside = path.with_name(f"{path.name}.broken-{stamp}")
     try:

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import yaml
 from mtlrec import pipeline
 from mtlrec.config import ConfigError
 from mtlrec.registry import Registry
-from tests.conftest import REPO, tool_env
+from tests.conftest import REPO, run_dvc, tool_env
 
 NOW = datetime(2026, 3, 10, 12, 30, tzinfo=UTC)
 
@@ -202,8 +201,7 @@ CUT_SHORT = b'{"write": {"out.txt": {"pid": 4242, "cm'  # a DVC killed while rew
 @pytest.fixture
 def dvc_project(tmp_path: Path) -> Path:
     """A DVC project of one stage, its rwlock file cut short as a killed `dvc repro` leaves it."""
-    subprocess.run([Path(sys.executable).with_name("dvc"), "init", "--no-scm", "-q"], cwd=tmp_path,
-                   env=tool_env(), check=True)  # fmt: skip
+    run_dvc(tmp_path, "init", "--no-scm", "-q")
     stage = {"cmd": "echo made > out.txt", "outs": ["out.txt"]}
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"make": stage}}))
     (tmp_path / pipeline.DVC_RWLOCK).parent.mkdir(parents=True, exist_ok=True)
