@@ -80,6 +80,9 @@ def test_promotion_and_rollback_swap_without_a_failed_request(
             _until(lambda: len(stream.answers) >= 5)
             Registry(registry).set_production("v2", "swap test")
             _until(lambda: "v2" in stream.versions())
+            metrics = server.get("/metrics").text  # the serving version only
+            assert 'mtlrec_model_version{version="v2"} 1.0' in metrics, metrics
+            assert 'version="v1"' not in metrics, metrics
             count = len(stream.answers)
             _until(lambda: len(stream.answers) >= count + 5)
             Registry(registry).rollback()
@@ -89,6 +92,7 @@ def test_promotion_and_rollback_swap_without_a_failed_request(
         finally:
             stream.stop()
         assert "serving v2 (was v1)" in server.logged() and "serving v1 (was v2)" in server.logged()
+        assert "multi-process mode" not in server.logged()  # prometheus_client warned at swaps
     statuses = {status for status, _ in stream.answers}
     assert statuses == {200}, statuses
     by_version: dict[str, list[dict]] = {}

@@ -16,7 +16,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +25,9 @@ from typing import Annotated, Any, Literal
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mtlrec.config import ServeConfig
@@ -111,9 +113,32 @@ class RankResponse(BaseModel):
     retrieved: bool
 
 
+class ServingVersion(Collector):
+    """`mtlrec_model_version{version="vN"} 1` for the version serving when scraped.
+
+    Why not a labelled `Gauge`, cleared at each swap: once Feast is imported, a process has
+    `PROMETHEUS_MULTIPROC_DIR` set (Feast's own metrics set it for gunicorn workers), and
+    `Gauge.clear()` then warns "Clearing labels has not been implemented in multi-process mode"
+    at every swap, though this registry is the process's own. Read from the service, the
+    gauge needs no clearing and cannot name a version that no longer serves."""
+
+    def __init__(self, version: Callable[[], str | None]) -> None:
+        self.version = version
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "mtlrec_model_version", "The serving version (1 for it)", labels=["version"]
+        )
+        version = self.version()
+        if version is not None:
+            family.add_metric([version], 1.0)
+        yield family
+
+
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, version: Callable[[], str | None]) -> None:
         self.registry = CollectorRegistry()
+        self.registry.register(ServingVersion(version))
         self.requests = Counter(
             "mtlrec_requests", "Rank requests", ["scenario", "status"], registry=self.registry
         )
@@ -137,10 +162,6 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
-        self.version = Gauge(
-            "mtlrec_model_version", "The serving version (1 for it)", ["version"],
-            registry=self.registry,
-        )  # fmt: skip
         self.swaps = Counter(
             "mtlrec_model_loads", "Version loads", ["outcome"], registry=self.registry
         )
@@ -161,7 +182,7 @@ class Service:
         self.ranker: Ranker | None = None
         self.last_error: str | None = None
         self.refused: tuple[str, float] | None = None  # (version, alias mtime) last refused
-        self.metrics = Metrics()
+        self.metrics = Metrics(lambda: self.ranker.version if self.ranker else None)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -184,8 +205,6 @@ class Service:
             self._refuse(wanted, str(error))
             return
         self.ranker, self.last_error, self.refused = ranker, None, None  # the swap: one store
-        self.metrics.version.clear()
-        self.metrics.version.labels(version=wanted).set(1)
         self.metrics.swaps.labels(outcome="loaded").inc()
         log.warning("serving %s (was %s)", wanted, current or "none")
 
