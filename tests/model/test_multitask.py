@@ -221,6 +221,54 @@ def test_training_s_first_layer_gives_evaluation_s_function_and_gradients(
         torch.testing.assert_close(grad, grads_eval[name], msg=name)
 
 
+@pytest.mark.parametrize("bottom", ["mmoe", "ple"])
+def test_a_factored_first_layer_is_the_dense_one(
+    spec: FeatureSpec, every_part_inputs: ModelInputs, bottom: str
+) -> None:
+    """While training, the fields' and texts' projections' columns are multiplied once per
+    distinct value and gathered (`layers.FactoredInput`): the same function, the same gradient
+    for every parameter, the read-only task's experts and gate sending them none."""
+    inputs = every_part_inputs
+    torch.manual_seed(0)
+    model = MultiTaskModel(every_part_cfg(bottom=bottom), spec).train()
+    x = model.features(inputs, factored=True)
+    torch.testing.assert_close(x.dense(), model.features(inputs))
+    assert len(x.blocks) == len(model.embedding.sizes) + len(spec.texts)
+    assert x.rest.shape[1] < model.in_dim
+    results = []
+    for factored in (True, False):
+        model.zero_grad(set_to_none=True)
+        hidden = model.bottom(model.features(inputs, factored))
+        torch.manual_seed(1)
+        sum((h * torch.randn(h.shape)).sum() for h in hidden).backward()
+        grads = {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
+        results.append(([h.detach() for h in hidden], grads))
+    (factored_hidden, grads), (dense_hidden, dense_grads) = results
+    for a, b in zip(factored_hidden, dense_hidden, strict=True):
+        torch.testing.assert_close(a, b)
+    assert grads.keys() == dense_grads.keys()
+    assert any(name.startswith("embedding.") for name in grads)
+    assert any(name.startswith("text.projections.") for name in grads)
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, dense_grads[name], msg=name)
+
+
+def test_a_training_step_factors_the_first_layer_of_mmoe_and_ple_only(
+    spec: FeatureSpec, every_part_inputs: ModelInputs
+) -> None:
+    seen = []
+    for bottom in ("shared_bottom", "mmoe", "ple"):
+        model = MultiTaskModel(every_part_cfg(bottom=bottom), spec).train()
+        hook = model.bottom.register_forward_pre_hook(lambda _, args: seen.append(args[0]))
+        model(every_part_inputs)
+        with torch.no_grad():
+            model(every_part_inputs)
+        model.eval()(every_part_inputs)
+        hook.remove()
+    kinds = [type(x).__name__ for x in seen]
+    assert kinds == ["Tensor"] * 3 + ["FactoredInput", "Tensor", "Tensor"] * 2
+
+
 def test_schema_without_text_or_ids(frame: pd.DataFrame, tmp_path: Path) -> None:
     schema = [SchemaFeature("item_profile__price", "numeric")]
     spec = FeatureSpec.fit(schema, frame, hash_buckets=64)

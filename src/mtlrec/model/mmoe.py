@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from mtlrec.model.layers import ExpertBank, joint_product, short_softmax
+from mtlrec.model.layers import ExpertBank, FactoredInput, joint_product, short_softmax
 
 
 def mix_tasks(
@@ -90,7 +90,7 @@ def _bank_weights(weights: torch.Tensor, banks: Sequence[torch.Tensor]) -> list[
 
 
 def gated_first_layers(
-    x: torch.Tensor,
+    x: torch.Tensor | FactoredInput,
     banks: Sequence[tuple[ExpertBank, bool]],
     gates: Sequence[nn.Linear],
     read_only: frozenset[int],
@@ -99,7 +99,8 @@ def gated_first_layers(
     """Each bank's first product (None: the bank computes its own) and each task's gate logits
     (fp32), for MMoE and PLE. `banks`: (bank, whether it trains x). While training, all of them
     are one product (see `joint_product`), the read-only banks' and `read_only` tasks' gates
-    sending x no gradient; in evaluation (fp32, exact) each module computes its own."""
+    sending x no gradient; in evaluation (fp32, exact) each module computes its own (x a
+    tensor then; a `FactoredInput` while training)."""
     if not training:
         logits = [gate(x.detach() if t in read_only else x) for t, gate in enumerate(gates)]
         return [None] * len(banks), logits
@@ -130,7 +131,7 @@ class MMoE(nn.Module):
         self.read_only = frozenset(read_only)  # tasks that train their gate only
         self.out_dim = self.experts.out_dim
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, x: torch.Tensor | FactoredInput) -> list[torch.Tensor]:
         (first,), gate_logits = gated_first_layers(
             x, [(self.experts, True)], self.gates, self.read_only, self.training
         )

@@ -25,7 +25,7 @@ from torch import nn
 
 from mtlrec.config import ModelConfig
 from mtlrec.model.inputs import ModelInputs, query_cosines
-from mtlrec.model.layers import Embedding
+from mtlrec.model.layers import Embedding, FactoredInput, GatheredBlock
 from mtlrec.model.match import n_match_features, n_term_features
 from mtlrec.model.mmoe import MMoE
 from mtlrec.model.ple import PLE
@@ -76,6 +76,7 @@ class FieldEmbedding(nn.Module):
         super().__init__()
         offsets = torch.tensor([0, *field_sizes[:-1]], dtype=torch.long).cumsum(0)
         self.register_buffer("offsets", offsets[: len(field_sizes)], persistent=False)
+        self.sizes = list(field_sizes)
         self.table = Embedding(max(sum(field_sizes), 1), dim)
         nn.init.normal_(self.table.weight, std=EMBEDDING_INIT_STD)
         self.out_dim = len(field_sizes) * dim
@@ -83,6 +84,15 @@ class FieldEmbedding(nn.Module):
     def forward(self, fields: torch.Tensor) -> torch.Tensor:
         rows = fields + self.offsets  # (B, F)
         return self.table(rows)  # (B, F, E)
+
+    def blocks(self, fields: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per field: its rows of the table, (V_f, E), and each row's value in them (B,)."""
+        weight, at = self.table.weight, 0
+        out = []
+        for f, size in enumerate(self.sizes):
+            out.append((weight[at : at + size], fields[:, f]))
+            at += size
+        return out
 
 
 class _PairProducts(torch.autograd.Function):
@@ -220,14 +230,35 @@ class TextFeatures(nn.Module):
         projection, with no mask: a mask or `torch.where` over the (B, K) gathers cost ~1 ms of
         a 2,048-row training step (one thread), forward and backward. `cosines` (B, P): the
         query-text cosines when the caller has them (`inputs.query_cosines`)."""
-        parts = []
         # Gathers are `index_select`: the backward of `x[rows]` is an accumulating `index_put_`,
         # which deterministic mode runs by sorting the rows first; `index_select`'s is one
         # `index_add_` in row order, the same sums (a step 0.2-0.3 ms shorter with the other
         # gathers of the forward, the trained weights bit for bit the same).
+        parts = [rows.index_select(0, at) for rows, at in self.projected(distinct, index, spans)]
+        parts.append(self.interactions(distinct, index, present, cosines))
+        return torch.cat(parts, dim=-1)  # (B, out_dim)
+
+    def projected(
+        self, distinct: torch.Tensor, index: torch.Tensor, spans: tuple[int, ...] = ()
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per text column: its distinct texts projected, (U_t, out_dim), and each row's in them
+        (B,): the first `n_texts * out_dim` output columns are these, gathered."""
+        out = []
         for t, proj in enumerate(self.projections):
             start, stop = (spans[t], spans[t + 1]) if spans else (0, len(distinct))
-            parts.append(proj(distinct[start:stop]).index_select(0, index[:, t] - start))
+            out.append((proj(distinct[start:stop]), index[:, t] - start))
+        return out
+
+    def interactions(
+        self,
+        distinct: torch.Tensor,
+        index: torch.Tensor,
+        present: torch.Tensor,
+        cosines: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """(B, the output columns after the projections): per partner text, its cosine with the
+        query and the product of their pair projections."""
+        parts = []
         if self.partners:
             q = self.query_index
             if cosines is None:
@@ -239,7 +270,7 @@ class TextFeatures(nn.Module):
                 parts += [cosines[:, p : p + 1], matched]
         if not parts:
             return distinct.new_zeros((index.shape[0], 0))
-        return torch.cat(parts, dim=-1)  # (B, out_dim)
+        return torch.cat(parts, dim=-1)
 
 
 class MultiTaskModel(nn.Module):
@@ -289,6 +320,19 @@ class MultiTaskModel(nn.Module):
             if data and width
         )
         self.bottom = build_bottom(cfg, self.in_dim, len(self.tasks), self.data_columns)
+        # While training, the columns of each field's embedding and each text's projection are
+        # multiplied once per distinct value and gathered (`layers.FactoredInput`), by the
+        # bottoms whose first layer is `joint_product`'s.
+        self.factored = isinstance(self.bottom, MMoE | PLE) and bool(main or spec.texts)
+        # (start, width) of each gathered block: a field's embedding, a text's projection.
+        blocks = [(f * cfg.embedding_dim, cfg.embedding_dim) for f in range(len(main))]
+        blocks += [(starts[2] + t * cfg.text_dim, cfg.text_dim) for t in range(len(spec.texts))]
+        self.gathered_starts = [start for start, _ in blocks]
+        gathered = {c for start, width in blocks for c in range(start, start + width)}
+        rest = [c for c in range(self.in_dim) if c not in gathered]
+        self.rest_data_columns = tuple(
+            (rest.index(start), rest.index(stop - 1) + 1) for start, stop in self.data_columns
+        )
         self.towers = nn.ModuleDict(
             {
                 task.name: Tower(self.bottom.out_dim, cfg.tower_dims, cfg.dropout)
@@ -310,25 +354,37 @@ class MultiTaskModel(nn.Module):
         known = encoded.new_zeros((len(encoded), 1)).index_fill_(0, index, 1.0)
         return encoded * known
 
-    def features(self, inputs: ModelInputs) -> torch.Tensor:
+    def features(self, inputs: ModelInputs, factored: bool = False) -> torch.Tensor | FactoredInput:
+        """The bottom's input x (B, in_dim); `factored`: as a `FactoredInput`, its fields' and
+        texts' projections' columns as rows of small matrices with each row's index."""
         distinct = self.text_embeddings(inputs)
-        text = self.text(
-            distinct, inputs.text_index, inputs.text_present, inputs.text_spans, inputs.text_cosines
-        )  # (B, text out)
-        embedded = self.embedding(inputs.fields.index_select(1, self.main_fields))  # (B, F, E)
-        # The order of `data_columns` (__init__).
-        parts = [embedded.flatten(1), inputs.dense, text]  # (B, F * E), (B, Dd), (B, text out)
+        fields = inputs.fields.index_select(1, self.main_fields)  # (B, F)
+        embedded = self.embedding(fields)  # (B, F, E)
+        index, present = inputs.text_index, inputs.text_present
+        projected = self.text.projected(distinct, index, inputs.text_spans)
+        interactions = self.text.interactions(distinct, index, present, inputs.text_cosines)
+        tail = [inputs.dense, interactions]  # the order of `data_columns` (__init__)
         if self.products is not None:
-            parts.append(self.products(embedded))  # (B, F * (F - 1) / 2)
+            tail.append(self.products(embedded))  # (B, F * (F - 1) / 2)
         if self.n_match:
             if inputs.match is None or inputs.match.shape[1] != self.n_match:
                 raise ValueError(f"the model reads {self.n_match} word-match features per row")
-            parts.append(inputs.match)  # (B, M)
+            tail.append(inputs.match)  # (B, M)
         if self.terms is not None:
             if inputs.terms is None:
                 raise ValueError("the model reads per-term query matches (text.term_gating)")
-            parts.append(self.terms(inputs.terms))  # (B, text_dim)
-        return torch.cat(parts, dim=-1)  # (B, in_dim)
+            tail.append(self.terms(inputs.terms))  # (B, text_dim)
+        if factored:
+            pieces = [*self.embedding.blocks(fields), *projected]
+            blocks = tuple(
+                GatheredBlock(start, rows, at)
+                for start, (rows, at) in zip(self.gathered_starts, pieces, strict=True)
+            )
+            rest = torch.cat(tail, dim=-1)
+            return FactoredInput(rest, blocks, self.rest_data_columns)
+        texts = [rows.index_select(0, at) for rows, at in projected]  # (B, text_dim) each
+        # (B, F * E), (B, Dd), (B, text out), the rest
+        return torch.cat([embedded.flatten(1), tail[0], *texts, *tail[1:]], dim=-1)
 
     @torch.no_grad()
     def init_output_biases(self, priors: dict[str, float]) -> None:
@@ -342,7 +398,8 @@ class MultiTaskModel(nn.Module):
             self.towers[task.name].head.bias.fill_(math.log(prior / (1.0 - prior)))
 
     def forward(self, inputs: ModelInputs) -> TaskOutputs:
-        hidden = self.bottom(self.features(inputs))  # n_tasks x (B, H)
+        factored = self.factored and self.training and torch.is_grad_enabled()
+        hidden = self.bottom(self.features(inputs, factored))  # n_tasks x (B, H)
         raw = {
             task.name: self.towers[task.name](h)  # (B,)
             for task, h in zip(self.tasks, hidden, strict=True)

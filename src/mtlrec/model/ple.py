@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from mtlrec.model.layers import ExpertBank
+from mtlrec.model.layers import ExpertBank, FactoredInput
 from mtlrec.model.mmoe import gated_first_layers, mix_tasks
 
 
@@ -76,7 +76,7 @@ class PLE(nn.Module):
         self.register_buffer("write_columns", _columns(write_columns, n_gated), persistent=False)
         self.register_buffer("read_columns", _columns(read_columns, n_gated), persistent=False)
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, x: torch.Tensor | FactoredInput) -> list[torch.Tensor]:
         banks = [(self.experts, True)]
         if self.read_only_experts is not None:
             banks.append((self.read_only_experts, False))
@@ -90,8 +90,8 @@ class PLE(nn.Module):
             mixed = mix_tasks(logits, bank, self.write_columns)
             outputs |= dict(zip(self.writers, mixed, strict=True))
         if self.read_only_experts is not None:
-            seen = x.detach()
             shared = bank[:, : self.n_shared_experts].detach()  # read, never written
+            seen = x.detach() if firsts[1] is None else x  # read, never written
             own = self.read_only_experts(seen, firsts[1])  # (B, K * R, D)
             logits = [gate_logits[t] for t in self.readers]
             mixed = mix_tasks(logits, [own, shared], self.read_columns)  # own, then shared
