@@ -261,7 +261,8 @@ def _factored_product(
         [piece for piece, (_, block) in zip(pieces, segments, strict=True) if block is None]
     )
     out = wide_product(x.rest, rest, bias, dtype, numpy_blas, n_input_grad, x.data_columns)
-    blocks = [(piece, block) for piece, (_, block) in zip(pieces, segments, strict=True) if block]
+    pairs = zip(pieces, segments, strict=True)
+    blocks = [(piece, block) for piece, (_, block) in pairs if block is not None]
     index, offset = [], 0
     for _, block in blocks:
         index.append(block.index + offset)
