@@ -323,7 +323,7 @@ class MultiTaskModel(nn.Module):
         # While training, the columns of each field's embedding and each text's projection are
         # multiplied once per distinct value and gathered (`layers.FactoredInput`), by the
         # bottoms whose first layer is `joint_product`'s.
-        self.factored = isinstance(self.bottom, MMoE | PLE) and bool(main or spec.texts)
+        self.factored = isinstance(self.bottom, MMoE | PLE)
         # (start, width) of each gathered block: a field's embedding, a text's projection.
         blocks = [(f * cfg.embedding_dim, cfg.embedding_dim) for f in range(len(main))]
         blocks += [(starts[2] + t * cfg.text_dim, cfg.text_dim) for t in range(len(spec.texts))]

@@ -91,7 +91,7 @@ class PLE(nn.Module):
             outputs |= dict(zip(self.writers, mixed, strict=True))
         if self.read_only_experts is not None:
             shared = bank[:, : self.n_shared_experts].detach()  # read, never written
-            seen = x.detach() if firsts[1] is None else x  # read, never written
+            seen = x.detach() if firsts[1] is None else x  # x only when it has no product
             own = self.read_only_experts(seen, firsts[1])  # (B, K * R, D)
             logits = [gate_logits[t] for t in self.readers]
             mixed = mix_tasks(logits, [own, shared], self.read_columns)  # own, then shared
