@@ -269,6 +269,20 @@ def test_a_training_step_factors_the_first_layer_of_mmoe_and_ple_only(
     assert kinds == ["Tensor"] * 3 + ["FactoredInput", "Tensor", "Tensor"] * 2
 
 
+def test_a_bf16_first_layer_trains_unfactored(
+    spec: FeatureSpec, every_part_inputs: ModelInputs
+) -> None:
+    model = MultiTaskModel(every_part_cfg(bottom="ple"), spec).train()
+    seen = []
+    model.bottom.register_forward_pre_hook(lambda _, args: seen.append(type(args[0]).__name__))
+    for dtype in (torch.bfloat16, torch.float32):
+        model.set_train_dtype(dtype)
+        model(every_part_inputs)
+    assert seen == ["Tensor", "FactoredInput"]
+    banks = [m for m in model.bottom.modules() if hasattr(m, "train_dtype")]
+    assert banks and all(m.train_dtype == torch.float32 for m in banks)
+
+
 def test_schema_without_text_or_ids(frame: pd.DataFrame, tmp_path: Path) -> None:
     schema = [SchemaFeature("item_profile__price", "numeric")]
     spec = FeatureSpec.fit(schema, frame, hash_buckets=64)

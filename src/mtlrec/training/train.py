@@ -34,7 +34,6 @@ from tqdm.auto import tqdm
 from mtlrec.config import ModelConfig, TrainConfig
 from mtlrec.host import read_host
 from mtlrec.model.inputs import ModelInputs
-from mtlrec.model.layers import set_train_dtype
 from mtlrec.model.losses import (
     LossTally,
     LossWeighting,
@@ -176,7 +175,7 @@ class Session:
         # One torch thread only: numpy's BLAS keeps its own threads, which contend with torch's
         # (two threads each: a step 52 -> 129 ms).
         numpy_blas = precision == "fp32" and amd_cpu() and torch.get_num_threads() == 1
-        set_train_dtype(model.bottom, DTYPES[precision], numpy_blas)
+        model.set_train_dtype(DTYPES[precision], numpy_blas)
         return cls(
             model=model,
             weighting=weighting,
