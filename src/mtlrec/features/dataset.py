@@ -54,11 +54,14 @@ def run(
         raise RuntimeError(
             f"feature store returned {len(table)} rows for {len(entities)} entity rows"
         )
-    table = table.iloc[time_order(table)].reset_index(drop=True)
+    table = table.take(time_order(table))
+    # A new index, not `reset_index(drop=True)`, which copies every column again (~1.5 s of the
+    # default data's ~31); the splits are written without an index, so not reset either.
+    table.index = pd.RangeIndex(len(table))
     split = assign_split(table, dataset)
     out.mkdir(parents=True, exist_ok=True)
     for name in SPLITS:
-        table[split == name].reset_index(drop=True).to_parquet(out / f"{name}.parquet", index=False)
+        table[split == name].to_parquet(out / f"{name}.parquet", index=False)
     schema = {
         "feature_service": service.name,
         "features": REQUEST_FEATURES + service_fields(service, view_kinds(store)),
