@@ -275,12 +275,13 @@ def test_a_bf16_first_layer_trains_unfactored(
     model = MultiTaskModel(every_part_cfg(bottom="ple"), spec).train()
     seen = []
     model.bottom.register_forward_pre_hook(lambda _, args: seen.append(type(args[0]).__name__))
+    banks = [m for m in model.bottom.modules() if hasattr(m, "train_dtype")]
+    assert banks
     for dtype in (torch.bfloat16, torch.float32):
         model.set_train_dtype(dtype)
+        assert all(bank.train_dtype == dtype for bank in banks)
         model(every_part_inputs)
     assert seen == ["Tensor", "FactoredInput"]
-    banks = [m for m in model.bottom.modules() if hasattr(m, "train_dtype")]
-    assert banks and all(m.train_dtype == torch.float32 for m in banks)
 
 
 def test_schema_without_text_or_ids(frame: pd.DataFrame, tmp_path: Path) -> None:

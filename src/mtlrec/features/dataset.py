@@ -55,8 +55,8 @@ def run(
             f"feature store returned {len(table)} rows for {len(entities)} entity rows"
         )
     table = table.take(time_order(table))
-    # A new index, not `reset_index(drop=True)`, which copies every column again (~1.5 s of the
-    # default data's ~31); the splits are written without an index, so not reset either.
+    # A new index, not `reset_index(drop=True)`, which copies every column again (~1 s of the
+    # default data's ~25, Intel host); the splits are written without an index, so not reset.
     table.index = pd.RangeIndex(len(table))
     split = assign_split(table, dataset)
     out.mkdir(parents=True, exist_ok=True)
