@@ -322,8 +322,9 @@ class MultiTaskModel(nn.Module):
         self.bottom = build_bottom(cfg, self.in_dim, len(self.tasks), self.data_columns)
         # While training, the columns of each field's embedding and each text's projection are
         # multiplied once per distinct value and gathered (`layers.FactoredInput`), by the
-        # bottoms whose first layer is `joint_product`'s, in fp32 only (`set_train_dtype`).
-        self.factored = isinstance(self.bottom, MMoE | PLE)
+        # bottoms whose first layer is `joint_product`'s, in fp32 only: the banks' default,
+        # which `set_train_dtype` (the one place that decides it) sets here.
+        self.set_train_dtype(torch.float32)
         # (start, width) of each gathered block: a field's embedding, a text's projection.
         blocks = [(f * cfg.embedding_dim, cfg.embedding_dim) for f in range(len(main))]
         blocks += [(starts[2] + t * cfg.text_dim, cfg.text_dim) for t in range(len(spec.texts))]
