@@ -69,9 +69,9 @@ def main() -> None:
         shape = f"({args.rows:,}, {inner}) x ({inner}, {columns})"
         print(f"| {name} | {shape} | {rates['cold']:.1f} | {rates['settled']:.1f} | "
               f"{rates['settled'] / rates['cold']:.2f} |")  # fmt: skip
-    from mtlrec.host import read_host
+    from mtlrec.host import numpy_blas_kernels, read_host
 
-    print(f"numpy {np.__version__}; host: {read_host()}")
+    print(f"numpy {np.__version__} ({numpy_blas_kernels()}); host: {read_host()}")
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ import torch
 
 from mtlrec.config import ModelConfig, Params, load_params
 from mtlrec.evaluation.evaluate import evaluate_model
-from mtlrec.host import read_host
+from mtlrec.host import numpy_blas_kernels, read_host
 from mtlrec.model.spec import FeatureSpec, read_schema
 from mtlrec.model.text import build_text_table
 from mtlrec.training.data import SCHEMA_FILE
@@ -424,6 +424,7 @@ def main() -> None:
         + (f", torch-rechub {version('torch-rechub')}." if rechub else ".")
     )
     print(f"host: {read_host()}")
+    print(f"numpy's BLAS: {numpy_blas_kernels()}")  # fp32 on an AMD CPU multiplies there
 
 
 if __name__ == "__main__":

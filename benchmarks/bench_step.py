@@ -28,7 +28,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from mtlrec.config import load_params
-from mtlrec.host import read_host
+from mtlrec.host import numpy_blas_kernels, read_host
 from mtlrec.model.multitask import MultiTaskModel
 from mtlrec.training.data import load_training_data
 from mtlrec.training.distributed import World
@@ -143,6 +143,7 @@ def print_tables(
         print(f"| {seconds / n * 1e3:.3f} | {kernels.calls[key] / n:g} | {op} | {shapes} |")
     host = read_host()
     print(f"host: {host}")
+    print(f"numpy's BLAS: {numpy_blas_kernels()}")
 
 
 def main() -> None:

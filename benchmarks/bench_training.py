@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 from mtlrec.config import load_params
-from mtlrec.host import read_host
+from mtlrec.host import numpy_blas_kernels, read_host
 from mtlrec.training.synthetic import write_synthetic_dataset
 from mtlrec.training.train import run
 
@@ -101,6 +101,7 @@ def main() -> None:
               f"{r['s_per_epoch']:>8.1f} {r['samples_per_s']:>10,.0f}")  # fmt: skip
     print(f"({args.epochs} epoch(s) each; {total:.0f}s in all, data and text loading included)")
     print(f"host: {read_host()}")
+    print(f"numpy's BLAS: {numpy_blas_kernels()}")
 
 
 if __name__ == "__main__":

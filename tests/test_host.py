@@ -1,6 +1,11 @@
 """mtlrec.host: the CPU a number was measured on, from /proc/cpuinfo."""
 
-from mtlrec.host import parse_cpuinfo, read_host
+import os
+
+import pytest
+import threadpoolctl
+
+from mtlrec.host import numpy_blas_kernels, parse_cpuinfo, read_host
 
 ZEN4 = """processor\t: 0
 vendor_id\t: AuthenticAMD
@@ -55,3 +60,26 @@ def test_a_machine_without_cpuinfo_is_an_unknown_cpu_without_bf16() -> None:
 def test_this_machine_is_read() -> None:
     host = read_host()
     assert host.cores >= 1 and f", {host.cores} core" in str(host)
+
+
+def test_numpy_blas_names_the_kernels_this_process_loaded() -> None:
+    """numpy's wheels bundle OpenBLAS; which kernels it runs is what threadpoolctl reads, and a
+    machine that chose them with OPENBLAS_CORETYPE is named too."""
+    info = next(i for i in threadpoolctl.threadpool_info() if "numpy" in i["filepath"])
+    text = numpy_blas_kernels()
+    assert text.startswith(f"OpenBLAS {info['version']}, {info['architecture']} kernels")
+    forced = os.environ.get("OPENBLAS_CORETYPE")
+    assert text.endswith(f" (OPENBLAS_CORETYPE={forced})" if forced is not None else " kernels")
+
+
+def test_numpy_blas_is_numpys_own_among_several(monkeypatch: pytest.MonkeyPatch) -> None:
+    scipys = {"user_api": "blas", "internal_api": "openblas", "version": "0.3.28",
+              "architecture": "Zen", "filepath": "/sp/scipy.libs/libscipy_openblas.so"}  # fmt: skip
+    numpys = {**scipys, "version": "0.3.31", "architecture": "SkylakeX",
+              "filepath": "/sp/numpy.libs/libscipy_openblas64_.so"}  # fmt: skip
+    openmp = {"user_api": "openmp", "internal_api": "openmp", "filepath": "/libgomp.so"}
+    monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
+    monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda: [openmp, scipys, numpys])
+    assert numpy_blas_kernels() == "OpenBLAS 0.3.31, SkylakeX kernels"
+    monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda: [openmp])
+    assert numpy_blas_kernels() == "none found"

@@ -72,3 +72,33 @@ def read_host() -> Host:
         text = ""
     # The cores this process may use, counted as `distributed.threads_per_process` counts them.
     return parse_cpuinfo(text, len(os.sched_getaffinity(0)))
+
+
+def numpy_blas_kernels() -> str:
+    """numpy's BLAS as loaded in this process: its library, version and the kernels it runs,
+    and `OPENBLAS_CORETYPE` where that chose them, e.g. "OpenBLAS 0.3.31.188.0, SkylakeX kernels".
+
+    Why: OpenBLAS picks its kernels once, as numpy loads it, from the CPU or from
+    `OPENBLAS_CORETYPE`, and some machines set that variable (with `OPENBLAS_L2_SIZE`) to
+    older kernels for safety. On an AMD EPYC Zen 5 its AVX2 ("Haswell") kernels multiply fp32
+    at half the rate of the AVX-512 ones it picks itself, one thread, (2,048, 313) x (313, 914):
+    119 against 237 GFLOP/s. Only `train.precision: fp32` on an AMD CPU multiplies in numpy's
+    BLAS (`layers._Product`), but a number measured that way means little without this."""
+    import numpy  # noqa: F401  (loads the library threadpoolctl reads)
+    from threadpoolctl import threadpool_info
+
+    found = [info for info in threadpool_info() if info.get("user_api") == "blas"]
+    if not found:
+        return "none found"
+    # numpy's own before another package's copy (scipy bundles one too)
+    info = next((i for i in found if "numpy" in i.get("filepath", "")), found[0])
+    name = {"openblas": "OpenBLAS", "mkl": "MKL", "blis": "BLIS"}.get(
+        info.get("internal_api", ""), info.get("internal_api", "unknown")
+    )
+    text = f"{name} {info.get('version') or ''}".rstrip()
+    if info.get("architecture"):
+        text += f", {info['architecture']} kernels"
+    forced = os.environ.get("OPENBLAS_CORETYPE")
+    if name == "OpenBLAS" and forced is not None:
+        text += f" (OPENBLAS_CORETYPE={forced})"
+    return text

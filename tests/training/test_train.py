@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from sklearn.metrics import roc_auc_score
 
 from mtlrec.config import ModelConfig, TrainConfig
-from mtlrec.host import read_host
+from mtlrec.host import numpy_blas_kernels, read_host
 from mtlrec.model.predict import predict
 from mtlrec.training import train as train_module
 from mtlrec.training.data import load_training_data, read_split
@@ -147,11 +147,13 @@ def test_fp32_products_run_in_numpy_on_an_amd_cpu_on_one_thread(
     monkeypatch.setattr(train_module, "amd_cpu", lambda: True)
     first = train("a")
     assert first["numpy_blas"] is True and first["threads"] == 1
+    assert first["numpy_blas_kernels"] == numpy_blas_kernels()  # which of its kernels ran
     assert losses["a"][-1] < losses["a"][0]
     assert train("b")["numpy_blas"] is True
     assert_same_weights(tmp_path / "a", tmp_path / "b")
     assert train("two threads", threads=2)["numpy_blas"] is False
-    assert train("bf16", precision="bf16")["numpy_blas"] is False
+    bf16 = train("bf16", precision="bf16")
+    assert bf16["numpy_blas"] is False and bf16["numpy_blas_kernels"] is None
     monkeypatch.setattr(train_module, "amd_cpu", lambda: False)
     assert train("intel")["numpy_blas"] is False
 

@@ -32,7 +32,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from mtlrec.config import ModelConfig, TrainConfig
-from mtlrec.host import read_host
+from mtlrec.host import numpy_blas_kernels, read_host
 from mtlrec.model.inputs import ModelInputs
 from mtlrec.model.losses import (
     LossTally,
@@ -444,6 +444,7 @@ def _write_outputs(session: Session, state: TrainState, out_dir: Path, data_dir:
         "threads": torch.get_num_threads(),
         "precision": session.precision,
         "numpy_blas": session.numpy_blas,
+        "numpy_blas_kernels": numpy_blas_kernels() if session.numpy_blas else None,
         "processes": session.world.size,
     }
     (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
@@ -518,7 +519,7 @@ def run(
         model.init_output_biases(data.train.targets.priors())
         session = Session.create(model, train_cfg, data, world, label)
         if world.is_main:
-            blas_note = " in numpy's BLAS" if session.numpy_blas else ""
+            blas_note = f" in numpy's BLAS ({numpy_blas_kernels()})" if session.numpy_blas else ""
             print(
                 f"{label + ': ' if label else ''}training {len(data.train):,} rows, "
                 f"{model_cfg.bottom}, {session.precision}{blas_note} (train.precision="
