@@ -10,7 +10,7 @@ import pandas as pd
 
 from mtlrec.config import TextConfig
 from mtlrec.features.featurize import price_index, rolling_activity, snapshot_days
-from mtlrec.model.text import MINILM_DIM, TextEmbeddingCache, encoder_id
+from mtlrec.model.text_cache import MINILM_DIM, TextEmbeddingCache, encoder_id
 
 
 def _impressions(rows: list[tuple[str, int, int, int]]) -> pd.DataFrame:

@@ -8,13 +8,8 @@ import torch
 
 from mtlrec.model import text
 from mtlrec.model.spec import distinct_texts
-from mtlrec.model.text import (
-    TextEmbeddingCache,
-    build_text_encoder,
-    build_text_table,
-    embed_texts,
-    encoder_id,
-)
+from mtlrec.model.text import build_text_encoder, build_text_table
+from mtlrec.model.text_cache import embed_texts
 from tests.plain import plain_text
 
 TINY = plain_text(encoder="tiny", max_length=16, batch_size=4)
@@ -31,33 +26,6 @@ def test_tiny_encoder_is_seeded_and_unit_norm(tiny_encoder: text.TextEncoder) ->
     np.testing.assert_array_equal(first, again.embed(["red mug", "blue lamp for the desk"]))
     assert first.shape == (2, text.TINY_HIDDEN)
     np.testing.assert_allclose(np.linalg.norm(first, axis=1), 1.0, rtol=1e-5)
-
-
-def test_second_encode_reads_the_cache(
-    tiny_encoder: text.TextEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    strings = ["red mug", "green chair", "red mug"]
-    first = embed_texts(strings, TINY, tmp_path, tiny_encoder)
-
-    def fail(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the encoder must not run for cached strings")
-
-    monkeypatch.setattr(text, "build_text_encoder", fail)
-    monkeypatch.setattr(tiny_encoder, "embed", fail)
-    np.testing.assert_array_equal(embed_texts(strings, TINY, tmp_path), first)
-    np.testing.assert_array_equal(embed_texts(strings[:1], TINY, tmp_path, tiny_encoder), first[:1])
-    padded = embed_texts([" red mug ", None, ""], TINY, tmp_path)  # stripped: a cache hit too
-    np.testing.assert_array_equal(padded[0], first[0])
-    assert not padded[1:].any()
-
-
-def test_cache_is_keyed_by_encoder_id(tmp_path: Path) -> None:
-    other = plain_text(encoder="tiny", max_length=8)
-    assert encoder_id(other) != encoder_id(TINY)
-    cache = TextEmbeddingCache(tmp_path, encoder_id(TINY))
-    cache.store([cache.key("a")], np.ones((1, 3), np.float32))
-    assert TextEmbeddingCache(tmp_path, encoder_id(other)).lookup([cache.key("a")]) == {}
-    assert list(cache.lookup([cache.key("a")])[cache.key("a")]) == [1.0, 1.0, 1.0]
 
 
 def test_null_and_blank_text_embed_to_zero(tiny_encoder: text.TextEncoder, tmp_path: Path) -> None:

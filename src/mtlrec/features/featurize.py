@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mtlrec.config import FeaturesConfig, TextConfig
+from mtlrec.model.text_cache import embed_texts
 
 
 @dataclass(frozen=True)
@@ -94,8 +95,6 @@ def price_index(items: pd.DataFrame) -> pd.Series:
 
 def item_text(items: pd.DataFrame, text: TextConfig, cache: Path) -> pd.DataFrame:
     """One title embedding per item, stamped like its profile: valid from the item's creation."""
-    from mtlrec.model.text import embed_texts
-
     titles = items["title"].astype(str).str.strip()
     distinct = sorted(set(titles))
     vectors = embed_texts(distinct, text, cache)  # (U, D), each distinct title encoded once

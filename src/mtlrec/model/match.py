@@ -25,7 +25,7 @@ import numpy as np
 from mtlrec import tokens
 from mtlrec.arrays import unique_rows
 from mtlrec.config import TextConfig
-from mtlrec.model.text import embed_texts, encoder_dim
+from mtlrec.model.text_cache import embed_texts, encoder_dim
 
 # (mu, sigma) of each kernel: exact match first, then softer similarity levels.
 KERNELS: tuple[tuple[float, float], ...] = (

@@ -33,7 +33,8 @@ from mtlrec.model.shared_bottom import SharedBottom
 from mtlrec.model.spec import FeatureSpec
 from mtlrec.model.tasks import RELEVANCE_MAX, task_specs
 from mtlrec.model.terms import TermGating
-from mtlrec.model.text import TextEncoder, build_text_encoder, encoder_dim
+from mtlrec.model.text import TextEncoder, build_text_encoder
+from mtlrec.model.text_cache import encoder_dim
 from mtlrec.model.towers import Tower
 
 EMBEDDING_INIT_STD = 0.05  # small: rarely seen hash buckets should start close to "no signal"

@@ -18,7 +18,7 @@ from mtlrec.config import ModelConfig
 from mtlrec.model.inputs import TensorFrame, tensor_frame
 from mtlrec.model.multitask import MultiTaskModel, TaskOutputs
 from mtlrec.model.spec import FeatureSpec
-from mtlrec.model.text import encoder_id
+from mtlrec.model.text_cache import encoder_id
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"

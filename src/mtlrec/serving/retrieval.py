@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from mtlrec.config import FeaturesConfig, ServeConfig, TextConfig
+from mtlrec.model.text_cache import embed_texts
 
 INDEX_FILE = "items.faiss"
 ITEMS_FILE = "item_ids.npy"
@@ -74,8 +75,6 @@ class Retriever:
         return self.search_many([query], k, cache_dir)[0]
 
     def search_many(self, queries: list[str], k: int, cache_dir: Path) -> list[np.ndarray]:
-        from mtlrec.model.text import embed_texts
-
         vectors = embed_texts(queries, self.text, cache_dir)  # (Q, D), unit norm
         _, rows = self.index.search(vectors, min(k, len(self.item_ids)))  # (Q, k)
         return [self.item_ids[row[row >= 0]] for row in rows]

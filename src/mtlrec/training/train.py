@@ -46,7 +46,8 @@ from mtlrec.model.losses import (
 from mtlrec.model.multitask import MultiTaskModel, TaskOutputs
 from mtlrec.model.predict import FORMAT_VERSION, save_model
 from mtlrec.model.tasks import LossTerm
-from mtlrec.model.text import build_text_encoder, encoder_id
+from mtlrec.model.text import build_text_encoder
+from mtlrec.model.text_cache import encoder_id
 from mtlrec.training.checkpoint import (
     TrainState,
     fingerprint,

@@ -1,0 +1,72 @@
+"""The text embeddings' disk cache (mtlrec.model.text_cache)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mtlrec.model import text
+from mtlrec.model.text import build_text_encoder
+from mtlrec.model.text_cache import TextEmbeddingCache, embed_texts, encoder_id
+from tests.plain import plain_text
+
+TINY = plain_text(encoder="tiny", max_length=16, batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder() -> text.TextEncoder:
+    return build_text_encoder(TINY)
+
+
+def test_second_encode_reads_the_cache(
+    tiny_encoder: text.TextEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    strings = ["red mug", "green chair", "red mug"]
+    first = embed_texts(strings, TINY, tmp_path, tiny_encoder)
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the encoder must not run for cached strings")
+
+    monkeypatch.setattr(text, "build_text_encoder", fail)
+    monkeypatch.setattr(tiny_encoder, "embed", fail)
+    np.testing.assert_array_equal(embed_texts(strings, TINY, tmp_path), first)
+    np.testing.assert_array_equal(embed_texts(strings[:1], TINY, tmp_path, tiny_encoder), first[:1])
+    padded = embed_texts([" red mug ", None, ""], TINY, tmp_path)  # stripped: a cache hit too
+    np.testing.assert_array_equal(padded[0], first[0])
+    assert not padded[1:].any()
+
+
+def test_cache_is_keyed_by_encoder_id(tmp_path: Path) -> None:
+    other = plain_text(encoder="tiny", max_length=8)
+    assert encoder_id(other) != encoder_id(TINY)
+    cache = TextEmbeddingCache(tmp_path, encoder_id(TINY))
+    cache.store([cache.key("a")], np.ones((1, 3), np.float32))
+    assert TextEmbeddingCache(tmp_path, encoder_id(other)).lookup([cache.key("a")]) == {}
+    assert list(cache.lookup([cache.key("a")])[cache.key("a")]) == [1.0, 1.0, 1.0]
+
+
+def test_a_full_cache_hit_imports_no_torch(tiny_encoder: text.TextEncoder, tmp_path: Path) -> None:
+    """The stages that read cached strings only (featurize, index) start without torch: a fresh
+    process embeds the cached strings with the same numbers, and torch stays unimported; a miss
+    imports the encoder (and torch) as before."""
+    strings = ["red mug", "green chair"]
+    np.save(tmp_path / "first.npy", embed_texts(strings, TINY, tmp_path, tiny_encoder))
+    code = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from mtlrec.features import featurize\n"
+        "from mtlrec.model.text_cache import embed_texts\n"
+        "from mtlrec.serving import retrieval\n"
+        "from tests.plain import plain_text\n"
+        f"cfg, cache = plain_text(encoder='tiny', max_length=16, batch_size=4), {str(tmp_path)!r}\n"
+        f"got = embed_texts({strings!r}, cfg, cache)\n"
+        "same = bool((got == np.load(cache + '/first.npy')).all())\n"
+        "print(same, 'torch' in sys.modules)\n"
+        "embed_texts(['a string not cached'], cfg, cache)\n"
+        "print('torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False", "True"]
