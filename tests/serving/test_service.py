@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -53,6 +54,21 @@ def test_unknown_user_and_items_are_scored_cold_and_listed(server: Server, catal
     assert len(answer["items"]) == 5
     metrics = server.get("/metrics").text
     assert 'mtlrec_unknown_entities_total{kind="item"}' in metrics
+
+
+def test_a_new_query_is_embedded_in_memory_not_in_the_pipelines_cache(
+    server: Server, catalogue: dict, pipeline_run: Path
+) -> None:
+    """The service embeds a query it has never seen, answers the same the second time, and
+    writes nothing into the pipeline's text cache (a file per unseen query before)."""
+    shards = pipeline_run / "data" / "cache" / "text_embeddings"
+    before = sorted(shards.rglob("*.npz"))
+    assert before  # the pipeline's own titles and queries
+    body = _search(catalogue, query="a query no shopper typed before 7f3a", k=5)
+    first = server.post(body).json()
+    assert first["retrieved"] is True and len(first["items"]) == 5
+    assert server.post(body).json()["items"] == first["items"]
+    assert sorted(shards.rglob("*.npz")) == before
 
 
 BAD = {

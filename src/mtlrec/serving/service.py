@@ -31,6 +31,7 @@ from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mtlrec.config import ServeConfig
+from mtlrec.model.text_cache import TextEmbeddingCache
 from mtlrec.registry import Registry, RegistryError
 from mtlrec.serving.ranker import SCORE_COLUMNS, ModelRefused, Ranker, Ranking
 from mtlrec.serving.ranker import Request as RankRequest
@@ -347,6 +348,10 @@ def serve(config: ServeConfig, paths: ServePaths, host: str, port: int) -> None:
     import uvicorn
 
     torch.set_num_threads(1)  # small batches: one thread each, requests side by side
+    # New queries' embeddings stay in this process's memory (the most recent 100,000): written
+    # to the pipeline's text cache, every unseen query left two files there (retrieval's and
+    # the ranker's lookups), and each later miss listed them all.
+    TextEmbeddingCache.persist_new = False
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     app = create_app(config, paths)
     print(f"serving on http://{host}:{port} (POST /rank, GET /readyz, /metrics)", flush=True)
