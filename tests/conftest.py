@@ -108,6 +108,14 @@ def chromium() -> None:
         )
 
 
+def fresh_python(code: str) -> list[str]:
+    """What `code` prints in a new Python process (what it imports starts from nothing there),
+    split into words; the process must succeed."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
 def run_dvc(root: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     done = subprocess.run(
         ["dvc", *args], cwd=root, env=tool_env(), capture_output=True, text=True, timeout=timeout

@@ -2,12 +2,12 @@
 
 import ast
 import importlib.util
-import subprocess
-import sys
 from pathlib import Path
 
 import feast.torch_wrapper
 import torch
+
+from tests.conftest import fresh_python
 
 FEAST = Path(importlib.util.find_spec("feast").origin).parent
 
@@ -23,9 +23,7 @@ def test_feast_imports_without_torch_or_typeguards_instrumentation() -> None:
         "checked = 'typeguard' in FeatureView.__init__.__code__.co_names\n"
         "print('torch' in sys.modules, checked)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["False", "False"]
+    assert fresh_python(code) == ["False", "False"]
 
 
 def test_feasts_torch_is_there_when_it_asks_for_it() -> None:

@@ -1,7 +1,5 @@
 """The text embeddings' disk cache (mtlrec.model.text_cache)."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +8,7 @@ import pytest
 from mtlrec.model import text
 from mtlrec.model.text import build_text_encoder
 from mtlrec.model.text_cache import TextEmbeddingCache, embed_texts, encoder_id
+from tests.conftest import fresh_python
 from tests.plain import plain_text
 
 TINY = plain_text(encoder="tiny", max_length=16, batch_size=4)
@@ -67,6 +66,4 @@ def test_a_full_cache_hit_imports_no_torch(tiny_encoder: text.TextEncoder, tmp_p
         "embed_texts(['a string not cached'], cfg, cache)\n"
         "print('torch' in sys.modules)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["True", "False", "True"]
+    assert fresh_python(code) == ["True", "False", "True"]
