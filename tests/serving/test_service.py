@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import tool_env
-from tests.serving.conftest import Server
+from tests.serving.conftest import Server, serving
 
 pytestmark = pytest.mark.slow
 TASKS = ("p_ctr", "p_cvr", "p_ctcvr", "relevance")
@@ -69,6 +70,18 @@ def test_a_new_query_is_embedded_in_memory_not_in_the_pipelines_cache(
     assert first["retrieved"] is True and len(first["items"]) == 5
     assert server.post(body).json()["items"] == first["items"]
     assert sorted(shards.rglob("*.npz")) == before
+
+
+def test_a_stopped_service_leaves_no_feast_metrics_folder(
+    pipeline_run: Path, catalogue: dict, tmp_path: Path
+) -> None:
+    """Feast makes a metrics folder in the temporary directory as its online reads start and
+    removes it at exit; a service stopped with SIGTERM exits through its exit handlers."""
+    with serving(pipeline_run, env={**tool_env(), "TMPDIR": str(tmp_path)}) as running:
+        assert running.post(_search(catalogue)).status_code == 200
+        assert list(tmp_path.glob("feast_metrics_*"))  # made while serving
+    assert running.process.returncode == 128 + signal.SIGTERM
+    assert list(tmp_path.glob("feast_metrics_*")) == []
 
 
 BAD = {
