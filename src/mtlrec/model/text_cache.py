@@ -1,8 +1,9 @@
 """The text embeddings' disk cache, and embedding strings through it without torch.
 
 Split from `mtlrec.model.text` so that a stage whose strings are all cached (`featurize`, `index`,
-the word-match features) reads them without importing torch and transformers (~1.4 s a process
-on a Zen 5, ~2 s on a 2.0 GHz Zen 1); the encoder is imported only on a miss.
+the word-match features) reads them without importing torch and transformers; the encoder is
+imported only on a miss. On a Zen 5 beside a test run, the default data: `index` 8.07 -> 5.02 s,
+`featurize` 5.52 -> 3.04 (torch's import alone takes ~2 s on a 2.0 GHz Zen 1).
 """
 
 from __future__ import annotations
