@@ -65,8 +65,8 @@ def test_this_machine_is_read() -> None:
 def test_numpy_blas_names_the_kernels_this_process_loaded() -> None:
     """numpy's wheels bundle OpenBLAS; which kernels it runs is what threadpoolctl reads, and a
     machine that chose them with OPENBLAS_CORETYPE is named too."""
+    text = numpy_blas_kernels()  # loads numpy (and its OpenBLAS) if nothing had
     info = next(i for i in threadpoolctl.threadpool_info() if "numpy" in i["filepath"])
-    text = numpy_blas_kernels()
     assert text.startswith(f"OpenBLAS {info['version']}, {info['architecture']} kernels")
     forced = os.environ.get("OPENBLAS_CORETYPE")
     assert text.endswith(f" (OPENBLAS_CORETYPE={forced})" if forced is not None else " kernels")

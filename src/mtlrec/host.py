@@ -82,8 +82,8 @@ def numpy_blas_kernels() -> str:
     `OPENBLAS_CORETYPE`, and some machines set that variable (with `OPENBLAS_L2_SIZE`) to
     older kernels for safety. On an AMD EPYC Zen 5 its AVX2 ("Haswell") kernels multiply fp32
     at half the rate of the AVX-512 ones it picks itself, one thread, (2,048, 313) x (313, 914):
-    119 against 237 GFLOP/s. Only `train.precision: fp32` on an AMD CPU multiplies in numpy's
-    BLAS (`layers._Product`), but a number measured that way means little without this."""
+    119 against 237 GFLOP/s. Only fp32 training on an AMD CPU multiplies in numpy's BLAS
+    (`layers._Product`), but a number measured that way means little without this."""
     import numpy  # noqa: F401  (loads the library threadpoolctl reads)
     from threadpoolctl import threadpool_info
 
