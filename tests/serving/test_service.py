@@ -72,6 +72,13 @@ def test_a_new_query_is_embedded_in_memory_not_in_the_pipelines_cache(
     assert sorted(shards.rglob("*.npz")) == before
 
 
+def test_the_log_holds_the_services_own_lines(server: Server) -> None:
+    """A person reads which version serves, not the libraries' start-up chatter."""
+    logged = server.logged()
+    assert "mtlrec.serve serving v1 (was none)" in logged
+    assert "faiss.loader" not in logged and "Registry cache expired" not in logged
+
+
 def test_a_stopped_service_leaves_no_feast_metrics_folder(
     pipeline_run: Path, catalogue: dict, tmp_path: Path
 ) -> None:

@@ -354,7 +354,10 @@ def serve(config: ServeConfig, paths: ServePaths, host: str, port: int) -> None:
     # to the pipeline's text cache, every unseen query left two files there (retrieval's and
     # the ranker's lookups), and each later miss listed them all.
     TextEmbeddingCache.persist_new = False
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # Our own lines at INFO, the libraries' warnings only: faiss's loader and Feast's registry
+    # logged ~10 lines at each start (two "Could not load library" among them, which are not).
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("mtlrec").setLevel(logging.INFO)
     app = create_app(config, paths)
     print(f"serving on http://{host}:{port} (POST /rank, GET /readyz, /metrics)", flush=True)
     _exit_on_sigterm()
