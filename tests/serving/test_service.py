@@ -83,8 +83,11 @@ def test_a_stopped_service_leaves_no_feast_metrics_folder(
     pipeline_run: Path, catalogue: dict, tmp_path: Path
 ) -> None:
     """Feast makes a metrics folder in the temporary directory as its online reads start and
-    removes it at exit; a service stopped with SIGTERM exits through its exit handlers."""
-    with serving(pipeline_run, env={**tool_env(), "TMPDIR": str(tmp_path)}) as running:
+    removes it at exit; a service stopped with SIGTERM exits through its exit handlers. (Feast
+    names its folder in the environment, which children inherit: a test process that imported
+    `feast.metrics` before would hand the service its own.)"""
+    env = {k: v for k, v in tool_env().items() if not k.startswith("PROMETHEUS_MULTIPROC")}
+    with serving(pipeline_run, env={**env, "TMPDIR": str(tmp_path)}) as running:
         assert running.post(_search(catalogue)).status_code == 200
         assert list(tmp_path.glob("feast_metrics_*"))  # made while serving
     assert running.process.returncode == 128 + signal.SIGTERM
