@@ -143,6 +143,7 @@ class Session:
     references: dict[LossTerm, float]  # valid loss of the constant prior, per term
     precision: str = "fp32"  # `train.precision` resolved: what the bottom's first layer runs in
     numpy_blas: bool = False  # its fp32 products in numpy's BLAS (`amd_cpu`)
+    blas_kernels: str | None = None  # which (`host.numpy_blas_kernels`), where numpy_blas
     label: str = ""  # names the model in the log when several train at once
 
     @classmethod
@@ -190,6 +191,7 @@ class Session:
             references=references,
             precision=precision,
             numpy_blas=numpy_blas,
+            blas_kernels=numpy_blas_kernels() if numpy_blas else None,
             label=label,
         )
 
@@ -445,7 +447,7 @@ def _write_outputs(session: Session, state: TrainState, out_dir: Path, data_dir:
         "threads": torch.get_num_threads(),
         "precision": session.precision,
         "numpy_blas": session.numpy_blas,
-        "numpy_blas_kernels": numpy_blas_kernels() if session.numpy_blas else None,
+        "numpy_blas_kernels": session.blas_kernels,
         "processes": session.world.size,
     }
     (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
@@ -520,7 +522,7 @@ def run(
         model.init_output_biases(data.train.targets.priors())
         session = Session.create(model, train_cfg, data, world, label)
         if world.is_main:
-            blas_note = f" in numpy's BLAS ({numpy_blas_kernels()})" if session.numpy_blas else ""
+            blas_note = f" in numpy's BLAS ({session.blas_kernels})" if session.numpy_blas else ""
             print(
                 f"{label + ': ' if label else ''}training {len(data.train):,} rows, "
                 f"{model_cfg.bottom}, {session.precision}{blas_note} (train.precision="
