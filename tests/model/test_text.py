@@ -107,6 +107,22 @@ def test_frozen_forward_is_hf_bert_with_mean_pooling(encoder_name: str) -> None:
     torch.testing.assert_close(lean, expected, rtol=0, atol=1e-5)
 
 
+def test_frozen_forward_into_buffers_gives_the_same_bits() -> None:
+    """Reused buffers (larger than a batch, batches of two lengths) change no number."""
+    encoder = build_text_encoder(plain_text(encoder="tiny", max_length=16)).eval()
+    batches = [torch.tensor(encoder.token_ids(texts)) for texts in (["red mug", "blue lamp"],
+               ["steel kettle with lid", "green desk lamp large"])]  # fmt: skip
+    assert batches[0].shape[1] != batches[1].shape[1]
+    buffers = text.ForwardBuffers.allocate(max(b.numel() for b in batches) + 5, encoder.bert.config)
+    with torch.inference_mode():
+        for batch in batches + batches:  # the second pass reads buffers the first one wrote
+            expected = text.frozen_forward(encoder.bert, batch)
+            assert torch.equal(text.frozen_forward(encoder.bert, batch, buffers), expected)
+        small = text.ForwardBuffers.allocate(batches[1].numel() - 1, encoder.bert.config)
+        with pytest.raises(ValueError, match="buffers hold"):
+            text.frozen_forward(encoder.bert, batches[1], small)
+
+
 def test_embed_falls_back_to_hf_for_another_activation(monkeypatch: pytest.MonkeyPatch) -> None:
     encoder = build_text_encoder(TINY).eval()
     with torch.inference_mode():
