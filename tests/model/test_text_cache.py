@@ -1,11 +1,12 @@
 """The text embeddings' disk cache (mtlrec.model.text_cache)."""
 
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from mtlrec.model import text
+from mtlrec.model import text, text_cache
 from mtlrec.model.text import build_text_encoder
 from mtlrec.model.text_cache import TextEmbeddingCache, embed_texts, encoder_id
 from tests.conftest import fresh_python
@@ -44,6 +45,28 @@ def test_cache_is_keyed_by_encoder_id(tmp_path: Path) -> None:
     cache.store([cache.key("a")], np.ones((1, 3), np.float32))
     assert TextEmbeddingCache(tmp_path, encoder_id(other)).lookup([cache.key("a")]) == {}
     assert list(cache.lookup([cache.key("a")])[cache.key("a")]) == [1.0, 1.0, 1.0]
+
+
+@pytest.fixture
+def memory_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service's setting: new strings in this process's memory, at most 3 of them."""
+    monkeypatch.setattr(TextEmbeddingCache, "persist_new", False)
+    monkeypatch.setattr(TextEmbeddingCache, "_recent", OrderedDict())
+    monkeypatch.setattr(text_cache, "MEMORY_ONLY_LIMIT", 3)
+
+
+@pytest.mark.usefixtures("memory_only")
+def test_memory_only_keeps_the_most_recent_strings_and_writes_nothing(tmp_path: Path) -> None:
+    cache = TextEmbeddingCache(tmp_path, encoder_id(TINY))
+    keys = [cache.key(t) for t in ("a", "b", "c", "d")]
+    for i, key in enumerate(keys[:3]):
+        cache.store([key], np.full((1, 2), i, np.float32))
+    cache.store(keys[:1], np.full((1, 2), 9, np.float32))  # "a" again: now the most recent
+    cache.store(keys[3:], np.full((1, 2), 3, np.float32))  # evicts "b", the oldest
+    found = cache.lookup(keys)
+    assert sorted(found) == sorted([keys[0], keys[2], keys[3]])
+    assert found[keys[0]].tolist() == [9.0, 9.0]
+    assert not (tmp_path / "text_embeddings").exists()
 
 
 def test_a_full_cache_hit_imports_no_torch(tiny_encoder: text.TextEncoder, tmp_path: Path) -> None:

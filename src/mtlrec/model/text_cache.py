@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -57,13 +58,16 @@ class TextEmbeddingCache:
     writers of the same strings write the same file. What a process read or wrote stays in its
     memory, each shard read once: a long-running process (the ranking service) looks strings up
     per request without touching the disk. With `persist_new` off (the service), new strings
-    stay in memory only, the most recent `MEMORY_ONLY_LIMIT` of them.
+    stay in memory only, the most recent `MEMORY_ONLY_LIMIT` of them, under a lock: the service's
+    request threads share them, and at the limit one thread's eviction could take a key between
+    another's check and read.
     """
 
     persist_new: ClassVar[bool] = True
     _memory: ClassVar[dict[Path, dict[str, np.ndarray]]] = {}
     _shards: ClassVar[dict[Path, set[str]]] = {}
     _recent: ClassVar[OrderedDict[str, np.ndarray]] = OrderedDict()
+    _recent_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, cache_dir: Path, encoder_id: str) -> None:
         self.encoder_id = encoder_id
@@ -80,9 +84,10 @@ class TextEmbeddingCache:
         if len(found) < len(wanted):
             self._read_new_shards(memory)
             found = {key: memory[key] for key in wanted if key in memory}
-        for key in wanted - set(found):
-            if key in self._recent:
-                found[key] = self._recent[key]
+        missing = wanted - set(found)
+        if missing and self._recent:
+            with self._recent_lock:
+                found.update((key, self._recent[key]) for key in missing if key in self._recent)
         return found
 
     def _read_new_shards(self, memory: dict[str, np.ndarray]) -> None:
@@ -103,11 +108,12 @@ class TextEmbeddingCache:
             return
         vectors = vectors.astype(np.float32)
         if not self.persist_new:
-            for key, vector in zip(keys, vectors, strict=True):
-                self._recent[key] = vector
-                self._recent.move_to_end(key)
-            while len(self._recent) > MEMORY_ONLY_LIMIT:
-                self._recent.popitem(last=False)
+            with self._recent_lock:
+                for key, vector in zip(keys, vectors, strict=True):
+                    self._recent[key] = vector
+                    self._recent.move_to_end(key)
+                while len(self._recent) > MEMORY_ONLY_LIMIT:
+                    self._recent.popitem(last=False)
             return
         self.directory.mkdir(parents=True, exist_ok=True)
         name = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:32]
