@@ -134,13 +134,14 @@ def print_tables(
         print(f"| {phase} | {seconds * 1e3:.2f} |")
     print(f"| step | {step * 1e3:.2f} ({batch_size / step:,.0f} samples/s) |")
     n = args.op_steps
-    total = sum(kernels.seconds.values()) / n
-    print(f"\nkernels op by op, means of {n} steps: {total * 1e3:.2f} ms a step in "
-          f"{sum(kernels.calls.values()) / n:.0f} calls")  # fmt: skip
-    print("| ms a step | calls a step | op | input shapes |\n|---|---|---|---|")
-    for key, seconds in kernels.seconds.most_common(args.ops):
-        op, shapes = key.split(" ", 1)
-        print(f"| {seconds / n * 1e3:.3f} | {kernels.calls[key] / n:g} | {op} | {shapes} |")
+    if n > 0:  # --op-steps 0: the phases only
+        total = sum(kernels.seconds.values()) / n
+        print(f"\nkernels op by op, means of {n} steps: {total * 1e3:.2f} ms a step in "
+              f"{sum(kernels.calls.values()) / n:.0f} calls")  # fmt: skip
+        print("| ms a step | calls a step | op | input shapes |\n|---|---|---|---|")
+        for key, seconds in kernels.seconds.most_common(args.ops):
+            op, shapes = key.split(" ", 1)
+            print(f"| {seconds / n * 1e3:.3f} | {kernels.calls[key] / n:g} | {op} | {shapes} |")
     host = read_host()
     print(f"host: {host}")
     print(f"numpy's BLAS: {numpy_blas_kernels()}")
@@ -156,7 +157,7 @@ def main() -> None:
     parser.add_argument("--precision", default=None, help="default: train.precision")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--op-steps", type=int, default=20)
+    parser.add_argument("--op-steps", type=int, default=20, help="0: no op table")
     parser.add_argument("--ops", type=int, default=30, help="rows of the op table")
     args = parser.parse_args()
     print_tables(args, *measure(args))

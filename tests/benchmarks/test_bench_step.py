@@ -35,3 +35,16 @@ def test_bench_step_prints_the_phases_and_the_kernels_op_by_op(tmp_path: Path) -
     kernels = float(tables[1].split(": ")[1].split(" ms")[0])  # the sum the header gives
     assert sum(times) == pytest.approx(kernels, abs=0.001 * len(times) + 0.01)
     assert "ple, 32 rows a step" in tables[0]
+
+
+@pytest.mark.slow  # about 10 s, as above
+def test_bench_step_without_op_steps_prints_the_phases_only(tmp_path: Path) -> None:
+    data = write_synthetic_dataset(tmp_path / "data", 300, 60, seed=0)
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(tiny_raw_params(model=TINY_MODEL)))
+    command = [sys.executable, str(REPO / "benchmarks" / "bench_step.py"), "--params", str(params)]
+    command += ["--data", str(data), "--cache", str(tmp_path / "cache"), "--batch-size", "32"]
+    command += ["--warmup", "1", "--steps", "2", "--op-steps", "0"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]  # it divided by the 0 steps
+    assert "| step |" in done.stdout and "kernels op by op" not in done.stdout
