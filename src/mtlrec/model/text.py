@@ -97,7 +97,8 @@ class TextEncoder(nn.Module):
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Encode non-empty strings for inference: tokenized once, in unpadded batches, with
-        `frozen_forward` (HF's forward in eval mode for a BERT it does not compute)."""
+        `frozen_forward` (HF's forward in eval mode for a BERT it does not compute), each worker
+        thread writing its products into one `ForwardBuffers` for the whole call."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
