@@ -201,7 +201,9 @@ def frozen_forward(
     for layer in bert.encoder.layer:
         attention = layer.attention.self
         q, k, v = (
-            _linear(x, proj, out).view(shape).transpose(1, 2)  # (b, heads, L, d)
+            torch.addmm(proj.bias, x, proj.weight.t(), out=out)  # F.linear, into `out` if any
+            .view(shape)
+            .transpose(1, 2)  # (b, heads, L, d)
             for proj, out in zip(
                 (attention.query, attention.key, attention.value), outs[:3], strict=True
             )
@@ -211,16 +213,10 @@ def frozen_forward(
         x = x.add_(dense.bias).addmm_(context, dense.weight.t())  # x + bias + context W^T
         x = layer.attention.output.LayerNorm(x)
         up, down = layer.intermediate.dense, layer.output.dense
-        hidden = torch.ops.aten.gelu_(_linear(x, up, outs[3]))  # in place: no new tensor
+        hidden = torch.addmm(up.bias, x, up.weight.t(), out=outs[3])  # (b L, intermediate)
+        hidden = torch.ops.aten.gelu_(hidden)  # in place: no new tensor
         x = layer.output.LayerNorm(x.add_(down.bias).addmm_(hidden, down.weight.t()))
     return F.normalize(x.view(batch, length, -1).mean(dim=1), p=2, dim=-1)  # (b, H)
-
-
-def _linear(x: torch.Tensor, layer: nn.Linear, out: torch.Tensor | None) -> torch.Tensor:
-    """x W^T + b, into `out` when given (F.linear's product: addmm)."""
-    if out is None:
-        return F.linear(x, layer.weight, layer.bias)
-    return torch.addmm(layer.bias, x, layer.weight.t(), out=out)
 
 
 def run_in_threads(work: Callable[[np.ndarray], None], batches: list[np.ndarray]) -> None:
