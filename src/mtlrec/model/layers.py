@@ -35,9 +35,9 @@ def _keep_scale(shape: torch.Size, p: float) -> torch.Tensor:
 
 
 class _Product(torch.autograd.Function):
-    """`bias + x @ weight` (weight (in, out)) with its three products in `dtype`, for a training
-    step. The weights and bias stay fp32 (the optimizer updates those); only the products are
-    rounded, and the result stays in `dtype`.
+    """`bias + x @ weight` (weight (in, out); no bias: None) with its three products in
+    `dtype`, for a training step. The weights and bias stay fp32 (the optimizer updates
+    those); only the products are rounded, and the result stays in `dtype`.
 
     Only the first `n_input_grad` output columns send x a gradient: the rest belong to modules
     that read x without training what it is made of (a read-only task's experts and gate), so a
@@ -58,7 +58,7 @@ class _Product(torch.autograd.Function):
         ctx,
         x: torch.Tensor,
         weight: torch.Tensor,
-        bias: torch.Tensor,
+        bias: torch.Tensor | None,
         dtype: torch.dtype,
         n_input_grad: int,
         data_columns: tuple[tuple[int, int], ...],
@@ -67,13 +67,15 @@ class _Product(torch.autograd.Function):
         narrow_x, narrow_weight = x.to(dtype), weight.to(dtype)
         ctx.save_for_backward(narrow_x, narrow_weight)
         ctx.n_input_grad, ctx.data_columns, ctx.numpy_blas = n_input_grad, data_columns, numpy_blas
-        ctx.dtypes = (x.dtype, weight.dtype, bias.dtype)
+        ctx.dtypes = (x.dtype, weight.dtype, None if bias is None else bias.dtype)
         if not numpy_blas:
+            if bias is None:
+                return torch.mm(narrow_x, narrow_weight)
             return torch.addmm(bias.to(dtype), narrow_x, narrow_weight)
         settle_numpy_blas()
         out = torch.empty((x.shape[0], weight.shape[1]), dtype=dtype)
         np.matmul(narrow_x.detach().numpy(), narrow_weight.detach().numpy(), out=out.numpy())
-        return out.add_(bias)
+        return out if bias is None else out.add_(bias)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
@@ -154,13 +156,13 @@ def _matmul(a: torch.Tensor, b: torch.Tensor, numpy_blas: bool) -> torch.Tensor:
 def wide_product(
     x: torch.Tensor,
     weight: torch.Tensor,
-    bias: torch.Tensor,
+    bias: torch.Tensor | None,
     dtype: torch.dtype,
     numpy_blas: bool = False,
     n_input_grad: int | None = None,
     data_columns: tuple[tuple[int, int], ...] = (),
 ) -> torch.Tensor:
-    """`bias + x @ weight` (weight (in, out)), its products and result in `dtype`.
+    """`bias + x @ weight` (weight (in, out); no bias: None), its products and result in `dtype`.
 
     The bottom's first layer reads every input feature: the one product of a training step
     big enough for bfloat16 to pay (~2.5x fp32 on a CPU with bf16 dot products). The weights
@@ -173,9 +175,8 @@ def wide_product(
     (default: all); `data_columns`: x's (start, stop) column ranges that get none (see
     `_Product`)."""
     if not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)):
-        if dtype == x.dtype:
-            return torch.addmm(bias, x, weight)
-        return torch.addmm(bias.to(dtype), x.to(dtype), weight.to(dtype))
+        x, weight = x.to(dtype), weight.to(dtype)
+        return torch.mm(x, weight) if bias is None else torch.addmm(bias.to(dtype), x, weight)
     numpy_blas = numpy_blas and x.dtype == dtype == torch.float32 and torch.get_num_threads() == 1
     n = weight.shape[1] if n_input_grad is None else n_input_grad
     return _Product.apply(x, weight, bias, dtype, n, data_columns, numpy_blas)
@@ -249,10 +250,11 @@ def _factored_product(
     n_input_grad: int,
 ) -> torch.Tensor:
     """`bias + x @ weight` (B, out): `rest`'s product in `dtype` (`wide_product`), and each
-    block's rows multiplied once in fp32, the products summed per row in one `embedding_bag`;
-    the result is fp32. Only the first `n_input_grad` columns send x a gradient (as
-    `_Product`'s do). The weight is split once into its segments' rows (its gradient is then
-    one concatenation, where a slice per block would each add a zero-filled copy)."""
+    block's rows multiplied once in fp32, the products summed per row in one `embedding_bag`
+    (the bias with them: see `_GatheredProduct`); the result is fp32. Only the first
+    `n_input_grad` columns send x a gradient (as `_Product`'s do). The weight is split once
+    into its segments' rows (its gradient is then one concatenation, where a slice per block
+    would each add a zero-filled copy)."""
     if not x.blocks:
         return wide_product(x.rest, weight, bias, dtype, numpy_blas, n_input_grad, x.data_columns)
     segments = x.segments()
@@ -260,7 +262,7 @@ def _factored_product(
     rest = torch.cat(
         [piece for piece, (_, block) in zip(pieces, segments, strict=True) if block is None]
     )
-    out = wide_product(x.rest, rest, bias, dtype, numpy_blas, n_input_grad, x.data_columns)
+    out = wide_product(x.rest, rest, None, dtype, numpy_blas, n_input_grad, x.data_columns)
     pairs = zip(pieces, segments, strict=True)
     blocks = [(piece, block) for piece, (_, block) in pairs if block is not None]
     index, offset = [], 0
@@ -268,15 +270,20 @@ def _factored_product(
         index.append(block.index + offset)
         offset += block.rows.shape[0]
     tensors = [block.rows for _, block in blocks] + [piece for piece, _ in blocks]
-    gathered = _GatheredProduct.apply(torch.stack(index, dim=1), n_input_grad, *tensors)
+    gathered = _GatheredProduct.apply(torch.stack(index, dim=1), n_input_grad, bias, *tensors)
     return gathered.add_(out)
 
 
 class _GatheredProduct(torch.autograd.Function):
     """The blocks' share of a first layer's product: block k's rows (R_k, w_k) times its
     weight rows (w_k, D), one table of every block's products, and per row the sum of its K
-    blocks' rows of it (`index` (B, K), into the table). Only the first `n_input_grad` columns
-    send the rows a gradient (as `_Product`'s do x).
+    blocks' rows of it (`index` (B, K), into the table), plus the layer's `bias`. Only the first
+    `n_input_grad` columns send the rows a gradient (as `_Product`'s do x).
+
+    The bias is added to the first block's products: every row gathers exactly one of them, so
+    each row gets it once, and its gradient is the sum of those products' gradients (block 0's
+    R_0 rows), not of the batch's (B rows). That takes a pass over the (B, out) result each way
+    off the step: an `add_` of the bias forward, its `sum(0)` backward.
 
     Why one function: the products are written into the table in place (no concatenation, nor
     one per block for the columns that send no gradient), and the table's gradient is one
@@ -285,7 +292,7 @@ class _GatheredProduct(torch.autograd.Function):
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx, index: torch.Tensor, n_input_grad: int, *tensors: torch.Tensor
+        ctx, index: torch.Tensor, n_input_grad: int, bias: torch.Tensor, *tensors: torch.Tensor
     ) -> torch.Tensor:
         n = len(tensors) // 2
         rows, weights = tensors[:n], tensors[n:]
@@ -294,6 +301,7 @@ class _GatheredProduct(torch.autograd.Function):
         for r, w in zip(rows, weights, strict=True):
             torch.mm(r, w, out=table[at : at + r.shape[0]])
             at += r.shape[0]
+        table[: rows[0].shape[0]].add_(bias)
         ctx.save_for_backward(index, *tensors)
         ctx.n_input_grad = n_input_grad
         return F.embedding_bag(index, table, mode="sum")
@@ -307,16 +315,17 @@ class _GatheredProduct(torch.autograd.Function):
         table = grad.new_zeros((sum(r.shape[0] for r in rows), grad.shape[1]))
         for k in range(index.shape[1]):
             table.index_add_(0, index[:, k], grad)
+        grad_bias = table[: rows[0].shape[0]].sum(0) if ctx.needs_input_grad[2] else None
         grad_rows: list[torch.Tensor | None] = []
         grad_weights: list[torch.Tensor | None] = []
         at = 0
         for k, (r, w) in enumerate(zip(rows, weights, strict=True)):
             part = table[at : at + r.shape[0]]  # (R_k, D)
             at += r.shape[0]
-            trains_rows = ctx.needs_input_grad[2 + k]
+            trains_rows = ctx.needs_input_grad[3 + k]
             grad_rows.append(part[:, :m] @ w[:, :m].t() if trains_rows else None)
-            grad_weights.append(r.t() @ part if ctx.needs_input_grad[2 + n + k] else None)
-        return None, None, *grad_rows, *grad_weights
+            grad_weights.append(r.t() @ part if ctx.needs_input_grad[3 + n + k] else None)
+        return None, None, grad_bias, *grad_rows, *grad_weights
 
 
 def joint_product(
