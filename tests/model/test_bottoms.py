@@ -220,17 +220,19 @@ def numpy_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
     return calls
 
 
+@pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "no-bias"])
 @pytest.mark.parametrize("transposed", [False, True], ids=["bank", "mlp"])
 def test_numpy_blas_products_give_addmms_numbers_and_gradients(
-    transposed: bool, numpy_calls: list[tuple[int, ...]]
+    transposed: bool, with_bias: bool, numpy_calls: list[tuple[int, ...]]
 ) -> None:
-    """The fp32 product through numpy's BLAS: the same function and gradients as `addmm` to
-    rounding, for a contiguous weight (an expert bank's) and a transposed view (an MLP's)."""
+    """The fp32 product through numpy's BLAS: the same function and gradients as `addmm` (or
+    `mm`, without a bias: a factored first layer's `rest`) to rounding, for a contiguous weight
+    (an expert bank's) and a transposed view (an MLP's)."""
     torch.manual_seed(0)
     x = torch.randn(64, 300, requires_grad=True)
     stored = torch.randn(40, 300) if transposed else torch.randn(300, 40)
     stored.requires_grad_(True)
-    bias = torch.randn(40, requires_grad=True)
+    bias = torch.randn(40, requires_grad=True) if with_bias else None
     grad = torch.randn(64, 40)
     results = []
     previous = torch.get_num_threads()
@@ -240,8 +242,11 @@ def test_numpy_blas_products_give_addmms_numbers_and_gradients(
             weight = stored.t() if transposed else stored
             out = wide_product(x, weight, bias, torch.float32, numpy_blas)
             out.backward(grad)
-            results.append((out.detach(), x.grad, stored.grad, bias.grad))
-            x.grad = stored.grad = bias.grad = None
+            results.append((out.detach(), x.grad, stored.grad))
+            if bias is not None:
+                results[-1] += (bias.grad,)
+                bias.grad = None
+            x.grad = stored.grad = None
     finally:
         torch.set_num_threads(previous)
     assert numpy_calls == [(64, 40), (64, 300), (300, 40)]  # forward, x's and weight's grads
