@@ -3,6 +3,7 @@ field products, the position-bias tower, label-prior init and the word-match inp
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -221,28 +222,52 @@ def test_training_s_first_layer_gives_evaluation_s_function_and_gradients(
         torch.testing.assert_close(grad, grads_eval[name], msg=name)
 
 
+@pytest.mark.parametrize("numpy_blas", [False, True], ids=["torch", "numpy"])
 @pytest.mark.parametrize("bottom", ["mmoe", "ple"])
 def test_a_factored_first_layer_is_the_dense_one(
-    spec: FeatureSpec, every_part_inputs: ModelInputs, bottom: str
+    spec: FeatureSpec,
+    every_part_inputs: ModelInputs,
+    bottom: str,
+    numpy_blas: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """While training, the fields' and texts' projections' columns are multiplied once per
     distinct value and gathered (`layers.FactoredInput`): the same function, the same gradient
-    for every parameter, the read-only task's experts and gate sending them none."""
+    for every parameter, the read-only task's experts and gate sending them none. With
+    `numpy_blas` every product of the factored layer runs in numpy's BLAS: the rest's three,
+    and three per block (forward, its rows' and its weight's gradients)."""
     inputs = every_part_inputs
     torch.manual_seed(0)
     model = MultiTaskModel(every_part_cfg(bottom=bottom), spec).train()
+    model.set_train_dtype(torch.float32, numpy_blas)
     x = model.features(inputs, factored=True)
     torch.testing.assert_close(x.dense(), model.features(inputs))
     assert len(x.blocks) == len(model.embedding.sizes) + len(spec.texts)
     assert x.rest.shape[1] < model.in_dim
+    calls: list[tuple[int, ...]] = []
+    matmul = np.matmul
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        out = matmul(*args, **kwargs)
+        calls.append(out.shape)
+        return out
+
+    monkeypatch.setattr(np, "matmul", spy)
     results = []
-    for factored in (True, False):
-        model.zero_grad(set_to_none=True)
-        hidden = model.bottom(model.features(inputs, factored))
-        torch.manual_seed(1)
-        sum((h * torch.randn(h.shape)).sum() for h in hidden).backward()
-        grads = {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
-        results.append(([h.detach() for h in hidden], grads))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # the numpy path runs on one torch thread only
+    try:
+        for factored in (True, False):
+            model.zero_grad(set_to_none=True)
+            hidden = model.bottom(model.features(inputs, factored))
+            torch.manual_seed(1)
+            sum((h * torch.randn(h.shape)).sum() for h in hidden).backward()
+            grads = {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
+            results.append(([h.detach() for h in hidden], grads))
+            if factored:
+                assert len(calls) == (3 + 3 * len(x.blocks) if numpy_blas else 0)
+    finally:
+        torch.set_num_threads(previous)
     (factored_hidden, grads), (dense_hidden, dense_grads) = results
     for a, b in zip(factored_hidden, dense_hidden, strict=True):
         torch.testing.assert_close(a, b)
