@@ -292,9 +292,11 @@ class _GatheredProduct(torch.autograd.Function):
     `index_add_` per block: `embedding_bag`'s own backward took 3.0 ms for the default model's
     (2,048, 8) index into ~1,170 rows of 914 (Zen 4, one thread), these ~2.0.
 
-    `numpy_blas`: the products in numpy's BLAS (see `_Product`). These are small and thin
-    (~700 rows by 32 by 914 at most): on the Zen 5 host held to AVX2, MKL took 1.10 ms for the
-    default model's eight forward and 1.47 for their sixteen backward, OpenBLAS 0.54 and 0.74."""
+    `numpy_blas`: the products in numpy's BLAS, as the rest's are (see `_Product`). They are
+    small and thin (~700 rows by 32 by 914 at most); on the Zen 5 host held to AVX2, alone and
+    on cold caches, MKL took 1.10 ms for the default model's eight forward and 1.47 for their
+    sixteen backward, OpenBLAS 0.54 and 0.74; in a training step that came to 0.2-0.3 ms of
+    ~34."""
 
     @staticmethod
     def forward(  # type: ignore[override]
