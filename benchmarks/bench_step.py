@@ -82,23 +82,29 @@ def _step(session: Session, rows: torch.Tensor, clock: Callable[[str], None]) ->
     clock("optimizer")
 
 
-def measure(args: argparse.Namespace) -> tuple[Session, dict[str, float], KernelTimes, int]:
+def start_session(args: argparse.Namespace, n_steps: int) -> tuple[Session, list[torch.Tensor]]:
+    """The challenger of `args.params` (`--precision`, `--batch-size` applied) on `args.data`,
+    ready to train, and the rows of `n_steps` batches. Call it inside `deterministic`."""
     params = load_params(args.params)
-    model_cfg, train_cfg = params.model, params.train
     update: dict[str, object] = {}
     if args.precision:
         update["precision"] = args.precision
-    train_cfg = train_cfg.model_copy(update=update)
+    train_cfg = params.train.model_copy(update=update)
     batch_size = args.batch_size or train_cfg.batch_size
-    with deterministic(train_cfg.seed, args.threads):
-        data = load_training_data(model_cfg, args.data, args.cache, None)
-        model = MultiTaskModel(model_cfg, data.spec)
-        model.init_output_biases(data.train.targets.priors())
-        session = Session.create(model, train_cfg, data, World())
-        model.train()
-        order = torch.randperm(len(data.train))
-        n_steps = args.warmup + args.steps + args.op_steps
-        batches = [order[(i * batch_size) % len(order) :][:batch_size] for i in range(n_steps)]
+    data = load_training_data(params.model, args.data, args.cache, None)
+    model = MultiTaskModel(params.model, data.spec)
+    model.init_output_biases(data.train.targets.priors())
+    session = Session.create(model, train_cfg, data, World())
+    model.train()
+    order = torch.randperm(len(data.train))
+    batches = [order[(i * batch_size) % len(order) :][:batch_size] for i in range(n_steps)]
+    return session, batches
+
+
+def measure(args: argparse.Namespace) -> tuple[Session, dict[str, float], KernelTimes, int]:
+    with deterministic(load_params(args.params).train.seed, args.threads):
+        session, batches = start_session(args, args.warmup + args.steps + args.op_steps)
+        batch_size = len(batches[0])
         phases: dict[str, list[float]] = {phase: [] for phase in PHASES}
         for rows in batches[: args.warmup]:
             _step(session, rows, lambda phase: None)
@@ -147,8 +153,8 @@ def print_tables(
     print(f"numpy's BLAS: {numpy_blas_kernels()}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_session_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments `start_session` reads, and `--warmup`."""
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--data", type=Path, required=True, help="a build-dataset output")
     parser.add_argument("--cache", type=Path, default=Path("data/cache"))
@@ -156,6 +162,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--precision", default=None, help="default: train.precision")
     parser.add_argument("--warmup", type=int, default=10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_session_arguments(parser)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--op-steps", type=int, default=20, help="0: no op table")
     parser.add_argument("--ops", type=int, default=30, help="rows of the op table")
