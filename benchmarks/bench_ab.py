@@ -11,7 +11,7 @@ Why: this machine's speed drifts by 10-20% within an hour, so two benchmark runs
 other cannot tell a change of 1-2% from the drift; steps that take turns every few seconds share
 it. (An op table or a kernel timed alone cannot tell either: at stop 44 the gathered blocks'
 products in numpy's BLAS gained 1.3 ms alone and 0.2-0.3 ms in the step.) REV's code must have the
-training API `bench_step.start_session` calls (stop 44's).
+training API `bench_step.start_session` calls (stops 43 and 44 have it).
 
     .venv/bin/python benchmarks/bench_ab.py --against HEAD --data data/training
         [--cache data/cache] [--precision auto] [--batch-size N] [--threads 1]

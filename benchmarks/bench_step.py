@@ -96,7 +96,10 @@ def start_session(args: argparse.Namespace, n_steps: int) -> tuple[Session, list
     model.init_output_biases(data.train.targets.priors())
     session = Session.create(model, train_cfg, data, World())
     model.train()
-    order = torch.randperm(len(data.train))
+    # Its own generator: the same batches whatever the model's initialisation drew (bench_ab.py
+    # compares two codes).
+    seed = torch.Generator().manual_seed(train_cfg.seed)
+    order = torch.randperm(len(data.train), generator=seed)
     batches = [order[(i * batch_size) % len(order) :][:batch_size] for i in range(n_steps)]
     return session, batches
 
