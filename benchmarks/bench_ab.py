@@ -5,7 +5,8 @@ imports: the working tree's `src/` and the `src/` of `--against REV` (`git archi
 temporary folder). The same seed, weights and batches (`bench_step.start_session`). The parent
 lets one process at a time take `--steps` steps, alternating which goes first each round, for
 `--rounds` rounds, and prints each side's median step and the rounds' paired differences with a
-bootstrap interval.
+bootstrap interval (over rounds: with a handful of them it means little; 30 take ~40 s at the
+default 2,048 rows).
 
 Why: this machine's speed drifts by 10-20% within an hour, so two benchmark runs one after the
 other cannot tell a change of 1-2% from the drift; steps that take turns every few seconds share
@@ -33,7 +34,6 @@ from pathlib import Path
 from typing import IO
 
 import numpy as np
-from bench_step import add_session_arguments  # this script's folder is first on sys.path
 
 PROJECT = Path(__file__).resolve().parents[1]
 BOOTSTRAP = 2000
@@ -50,12 +50,10 @@ def export_src(project: Path, rev: str, into: Path) -> Path:
     return into / "src"
 
 
-def child(args: argparse.Namespace) -> None:
+def child(args: argparse.Namespace, protocol: IO[str]) -> None:
     """One side: build the session, take `--warmup` steps, then per line read from stdin (a step
-    count) take that many steps and write their seconds as one line."""
-    protocol = os.fdopen(os.dup(1), "w")  # the parent's pipe; anything else printed goes to stderr
-    os.dup2(2, 1)
-    from bench_step import _step, start_session  # the imports of this side's `src`
+    count) take that many steps and write their seconds as one line to `protocol`."""
+    from bench_step import _step, start_session  # with this side's `src` first on the path
 
     from mtlrec.config import load_params
     from mtlrec.training.train import deterministic
@@ -140,6 +138,14 @@ def print_table(args: argparse.Namespace, seconds: dict[str, list[list[float]]])
 
 
 def main() -> None:
+    protocol = None
+    if "--child" in sys.argv:
+        # A side's stdout is the parent's pipe: kept for the protocol's lines, and anything else
+        # printed to it (by an import, too) goes to stderr from here on.
+        protocol = os.fdopen(os.dup(1), "w")
+        os.dup2(2, 1)
+    from bench_step import add_session_arguments  # this script's folder is first on sys.path
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--against", required=True, help="a git revision: HEAD, main~1, a sha")
     add_session_arguments(parser)
@@ -149,8 +155,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.against == "here":
         parser.error("--against: 'here' names the working tree's side; give a revision")
-    if args.child:
-        child(args)
+    if protocol is not None:
+        child(args, protocol)
         return
     print_table(args, run(args))
 
