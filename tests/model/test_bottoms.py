@@ -1,6 +1,5 @@
 """Shapes of each bottom and tower, and the gates' mixtures."""
 
-import numpy as np
 import pytest
 import torch
 
@@ -203,21 +202,6 @@ def test_bf16_training_products_leave_evaluation_in_fp32(make) -> None:
     assert not all(torch.equal(a, b) for a, b in zip(before, trained, strict=True))
     for a, b in zip(before, trained, strict=True):
         torch.testing.assert_close(b, a, atol=0.05, rtol=0.05)
-
-
-@pytest.fixture
-def numpy_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
-    """The shapes of the results of every `np.matmul` call while the test runs."""
-    calls: list[tuple[int, ...]] = []
-    matmul = np.matmul
-
-    def spy(*args, **kwargs):
-        out = matmul(*args, **kwargs)
-        calls.append(out.shape)
-        return out
-
-    monkeypatch.setattr(np, "matmul", spy)
-    return calls
 
 
 @pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "no-bias"])

@@ -73,8 +73,7 @@ class _Product(torch.autograd.Function):
                 return torch.mm(narrow_x, narrow_weight)
             return torch.addmm(bias.to(dtype), narrow_x, narrow_weight)
         settle_numpy_blas()
-        out = torch.empty((x.shape[0], weight.shape[1]), dtype=dtype)
-        np.matmul(narrow_x.detach().numpy(), narrow_weight.detach().numpy(), out=out.numpy())
+        out = _matmul(narrow_x, narrow_weight, numpy_blas=True)
         return out if bias is None else out.add_(bias)
 
     @staticmethod
@@ -145,12 +144,23 @@ def _complement(ranges: tuple[tuple[int, int], ...], width: int) -> list[tuple[i
     return out
 
 
-def _matmul(a: torch.Tensor, b: torch.Tensor, numpy_blas: bool) -> torch.Tensor:
+def _matmul(
+    a: torch.Tensor, b: torch.Tensor, numpy_blas: bool, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """`a @ b` (into `out` when given): torch's product, or numpy's BLAS's into a torch tensor."""
     if not numpy_blas:
-        return torch.mm(a, b)
-    out = torch.empty((a.shape[0], b.shape[1]), dtype=a.dtype)
+        return torch.mm(a, b, out=out)
+    if out is None:
+        out = torch.empty((a.shape[0], b.shape[1]), dtype=a.dtype)
     np.matmul(a.detach().numpy(), b.detach().numpy(), out=out.numpy())
     return out
+
+
+def _numpy_blas_applies(numpy_blas: bool, dtype: torch.dtype) -> bool:
+    """Whether a product in `dtype` that autograd records runs in numpy's BLAS: where asked, in
+    fp32 only, and on one torch thread only (numpy's BLAS keeps its own thread pool, which
+    would contend with torch's)."""
+    return numpy_blas and dtype == torch.float32 and torch.get_num_threads() == 1
 
 
 def wide_product(
@@ -170,14 +180,13 @@ def wide_product(
     products run in `dtype` too. The result stays in `dtype`: `relu_dropout` reads it into
     fp32 in the same pass as its own product. `numpy_blas`: an fp32 product that autograd
     records runs in numpy's BLAS (see `_Product`, for a CPU where that is faster), on one
-    torch thread only (numpy's BLAS keeps its own thread pool, which would contend with
-    torch's). `n_input_grad`: only the first this many output columns send x a gradient
-    (default: all); `data_columns`: x's (start, stop) column ranges that get none (see
-    `_Product`)."""
+    torch thread only (`_numpy_blas_applies`). `n_input_grad`: only the first this many output
+    columns send x a gradient (default: all); `data_columns`: x's (start, stop) column ranges
+    that get none (see `_Product`)."""
     if not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)):
         x, weight = x.to(dtype), weight.to(dtype)
         return torch.mm(x, weight) if bias is None else torch.addmm(bias.to(dtype), x, weight)
-    numpy_blas = numpy_blas and x.dtype == dtype == torch.float32 and torch.get_num_threads() == 1
+    numpy_blas = x.dtype == dtype and _numpy_blas_applies(numpy_blas, dtype)
     n = weight.shape[1] if n_input_grad is None else n_input_grad
     return _Product.apply(x, weight, bias, dtype, n, data_columns, numpy_blas)
 
@@ -270,7 +279,7 @@ def _factored_product(
         index.append(block.index + offset)
         offset += block.rows.shape[0]
     tensors = [block.rows for _, block in blocks] + [piece for piece, _ in blocks]
-    numpy_blas = numpy_blas and torch.get_num_threads() == 1  # as `wide_product`'s
+    numpy_blas = _numpy_blas_applies(numpy_blas, torch.float32)  # the blocks' products: fp32
     index = torch.stack(index, dim=1)
     gathered = _GatheredProduct.apply(index, n_input_grad, numpy_blas, bias, *tensors)
     return gathered.add_(out)
@@ -314,11 +323,7 @@ class _GatheredProduct(torch.autograd.Function):
             settle_numpy_blas()
         at = 0
         for r, w in zip(rows, weights, strict=True):
-            into = table[at : at + r.shape[0]]
-            if numpy_blas:
-                np.matmul(r.detach().numpy(), w.detach().numpy(), out=into.numpy())
-            else:
-                torch.mm(r, w, out=into)
+            _matmul(r, w, numpy_blas, out=table[at : at + r.shape[0]])
             at += r.shape[0]
         table[: rows[0].shape[0]].add_(bias)
         ctx.save_for_backward(index, *tensors)
