@@ -2,7 +2,7 @@
 
 Trains the challenger of `params.yaml` twice at once, each in its own process with its own
 imports: the working tree's `src/` and the `src/` of `--against REV` (`git archive`, into a
-temporary folder). The same seed, weights and batches (`bench_step.start_session`). The parent
+temporary folder). The same seed, weights and batches (`bench_step.training_session`). The parent
 lets one process at a time take `--steps` steps, alternating which goes first each round, for
 `--rounds` rounds, and prints each side's median step and the rounds' paired differences with a
 bootstrap interval (over rounds: with a handful of them it means little; 30 take ~40 s at the
@@ -12,7 +12,7 @@ Why: this machine's speed drifts by 10-20% within an hour, so two benchmark runs
 other cannot tell a change of 1-2% from the drift; steps that take turns every few seconds share
 it. (An op table or a kernel timed alone cannot tell either: at stop 44 the gathered blocks'
 products in numpy's BLAS gained 1.3 ms alone and 0.2-0.3 ms in the step.) REV's code must have the
-training API `bench_step.start_session` calls (stops 43 and 44 have it).
+training API `bench_step.training_session` calls (stops 43 and 44 have it).
 
     .venv/bin/python benchmarks/bench_ab.py --against HEAD --data data/training
         [--cache data/cache] [--precision auto] [--batch-size N] [--threads 1]
@@ -53,13 +53,9 @@ def export_src(project: Path, rev: str, into: Path) -> Path:
 def child(args: argparse.Namespace, protocol: IO[str]) -> None:
     """One side: build the session, take `--warmup` steps, then per line read from stdin (a step
     count) take that many steps and write their seconds as one line to `protocol`."""
-    from bench_step import _step, start_session  # with this side's `src` first on the path
+    from bench_step import _step, training_session  # with this side's `src` first on the path
 
-    from mtlrec.config import load_params
-    from mtlrec.training.train import deterministic
-
-    with deterministic(load_params(args.params).train.seed, args.threads):
-        session, batches = start_session(args, args.warmup + args.rounds * args.steps)
+    with training_session(args, args.warmup + args.rounds * args.steps) as (session, batches):
         for rows in batches[: args.warmup]:
             _step(session, rows, lambda phase: None)
         print(len(batches[0]), flush=True, file=protocol)

@@ -21,7 +21,8 @@ import argparse
 import statistics
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -82,31 +83,33 @@ def _step(session: Session, rows: torch.Tensor, clock: Callable[[str], None]) ->
     clock("optimizer")
 
 
-def start_session(args: argparse.Namespace, n_steps: int) -> tuple[Session, list[torch.Tensor]]:
+@contextmanager
+def training_session(
+    args: argparse.Namespace, n_steps: int
+) -> Iterator[tuple[Session, list[torch.Tensor]]]:
     """The challenger of `args.params` (`--precision`, `--batch-size` applied) on `args.data`,
-    ready to train, and the rows of `n_steps` batches. Call it inside `deterministic`."""
+    ready to train under `deterministic` (`--threads`), and the rows of `n_steps` batches."""
     params = load_params(args.params)
     update: dict[str, object] = {}
     if args.precision:
         update["precision"] = args.precision
     train_cfg = params.train.model_copy(update=update)
     batch_size = args.batch_size or train_cfg.batch_size
-    data = load_training_data(params.model, args.data, args.cache, None)
-    model = MultiTaskModel(params.model, data.spec)
-    model.init_output_biases(data.train.targets.priors())
-    session = Session.create(model, train_cfg, data, World())
-    model.train()
-    # Its own generator: the same batches whatever the model's initialisation drew (bench_ab.py
-    # compares two codes).
-    seed = torch.Generator().manual_seed(train_cfg.seed)
-    order = torch.randperm(len(data.train), generator=seed)
-    batches = [order[(i * batch_size) % len(order) :][:batch_size] for i in range(n_steps)]
-    return session, batches
+    with deterministic(train_cfg.seed, args.threads):
+        data = load_training_data(params.model, args.data, args.cache, None)
+        model = MultiTaskModel(params.model, data.spec)
+        model.init_output_biases(data.train.targets.priors())
+        session = Session.create(model, train_cfg, data, World())
+        model.train()
+        # Its own generator: the same batches whatever the model's initialisation drew
+        # (bench_ab.py compares two codes).
+        seed = torch.Generator().manual_seed(train_cfg.seed)
+        order = torch.randperm(len(data.train), generator=seed)
+        yield session, [order[(i * batch_size) % len(order) :][:batch_size] for i in range(n_steps)]
 
 
 def measure(args: argparse.Namespace) -> tuple[Session, dict[str, float], KernelTimes, int]:
-    with deterministic(load_params(args.params).train.seed, args.threads):
-        session, batches = start_session(args, args.warmup + args.steps + args.op_steps)
+    with training_session(args, args.warmup + args.steps + args.op_steps) as (session, batches):
         batch_size = len(batches[0])
         phases: dict[str, list[float]] = {phase: [] for phase in PHASES}
         for rows in batches[: args.warmup]:
@@ -157,7 +160,7 @@ def print_tables(
 
 
 def add_session_arguments(parser: argparse.ArgumentParser) -> None:
-    """The arguments `start_session` reads, and `--warmup`."""
+    """The arguments `training_session` reads, and `--warmup`."""
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--data", type=Path, required=True, help="a build-dataset output")
     parser.add_argument("--cache", type=Path, default=Path("data/cache"))
