@@ -234,7 +234,8 @@ def test_a_factored_first_layer_is_the_dense_one(
     distinct value and gathered (`layers.FactoredInput`): the same function, the same gradient
     for every parameter, the read-only task's experts and gate sending them none. With
     `numpy_blas` every product of the factored layer runs in numpy's BLAS: the rest's three,
-    and three per block (forward, its rows' and its weight's gradients)."""
+    and three per block (forward, its rows' and its weight's gradients). The hashed ids have
+    more values than the batch has rows: their blocks hold the batch's distinct values only."""
     inputs = every_part_inputs
     torch.manual_seed(0)
     model = MultiTaskModel(every_part_cfg(bottom=bottom), spec).train()
@@ -242,6 +243,12 @@ def test_a_factored_first_layer_is_the_dense_one(
     x = model.features(inputs, factored=True)
     torch.testing.assert_close(x.dense(), model.features(inputs))
     assert len(x.blocks) == len(model.embedding.sizes) + len(spec.texts)
+    fields = inputs.fields.index_select(1, model.main_fields)
+    wide = [f for f, size in enumerate(model.embedding.sizes) if size > len(inputs)]
+    assert len(wide) == len(spec.ids) == 2
+    for f, block in enumerate(x.blocks[: len(model.embedding.sizes)]):
+        n_rows = fields[:, f].unique().numel() if f in wide else model.embedding.sizes[f]
+        assert block.rows.shape[0] == n_rows
     assert x.rest.shape[1] < model.in_dim
     results = []
     previous = torch.get_num_threads()
