@@ -80,6 +80,24 @@ def test_spec_json_round_trip(frame: pd.DataFrame) -> None:
     np.testing.assert_array_equal(restored.encode(with_array).dense, spec.encode(with_array).dense)
 
 
+def test_array_features_encode_values_and_missing_flags() -> None:
+    """An array feature's values fill its columns (NaN as 0), a null or NaN row is zeros with
+    its missing flag, and a row of another length fails naming the feature."""
+    rows = [np.array([1.0, np.nan, 3.0]), None, [4.0, 5.0, 6.0], np.nan]
+    frame = pd.DataFrame({"emb": pd.Series(rows, dtype=object)})
+    spec = FeatureSpec.fit([SchemaFeature("emb", "array")], frame, hash_buckets=10)
+    assert spec.arrays[0].length == 3
+    dense = spec.encode(frame).dense
+    assert dense.dtype == np.float32
+    expected = [[1, 0, 3, 0], [0, 0, 0, 1], [4, 5, 6, 0], [0, 0, 0, 1]]
+    np.testing.assert_array_equal(dense, np.array(expected, np.float32))
+    full = pd.DataFrame({"emb": pd.Series([[1.0, 2.0, 3.0], [7.0, 8.0, 9.0]], dtype=object)})
+    np.testing.assert_array_equal(spec.encode(full).dense[:, :3], [[1, 2, 3], [7, 8, 9]])
+    short = pd.DataFrame({"emb": pd.Series([[1.0, 2.0, 3.0], [1.0, 2.0]], dtype=object)})
+    with pytest.raises(ValueError, match="emb: length 2 != 3"):
+        spec.encode(short)
+
+
 def test_schema_rejects_labels_and_unknown_kinds(tmp_path: Path) -> None:
     path = tmp_path / "schema.json"
     path.write_text(json.dumps({"features": [{"name": "click", "kind": "numeric"}]}))

