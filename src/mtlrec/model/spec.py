@@ -407,9 +407,9 @@ def _encode_array(feature: ArrayFeature, series: pd.Series) -> tuple[np.ndarray,
     rows = values[present]
     if len(rows):
         lengths = np.fromiter(map(len, rows), np.int64, len(rows))
-        if (lengths != feature.length).any():
-            wrong = lengths[lengths != feature.length][0]
-            raise ValueError(f"{feature.name}: length {wrong} != {feature.length}")
+        wrong = lengths[lengths != feature.length]
+        if len(wrong):
+            raise ValueError(f"{feature.name}: length {wrong[0]} != {feature.length}")
         if present.all():  # the usual case: straight into the result, no second copy
             np.stack(rows, out=out, casting="same_kind")
         else:
