@@ -123,6 +123,36 @@ def test_frozen_forward_into_buffers_gives_the_same_bits() -> None:
             text.frozen_forward(encoder.bert, batches[1], small)
 
 
+@pytest.mark.parametrize("length", [1, 3, 5, 7, 8, 9, 15, 16, 17, 31, 33])
+@pytest.mark.parametrize("batch", [1, 2, 5])
+def test_packed_attention_is_each_sequence_alone(length: int, batch: int) -> None:
+    """Sequences grouped side by side under a mask attend within themselves only, whatever
+    the tail past the batch holds (finite), and a batch that does not fill its last group."""
+    heads, width = 4, 32
+    rows = batch * length
+    generator = torch.Generator().manual_seed(length * 10 + batch)
+    flat = [torch.randn(rows + text.ATTENTION_TAIL, width, generator=generator) for _ in range(3)]
+    for tensor in flat:
+        tensor[rows:] = 1e4  # next batches' numbers: weight 0 however large
+    expected = torch.nn.functional.scaled_dot_product_attention(
+        *(t[:rows].view(batch, length, heads, -1).transpose(1, 2) for t in flat)
+    )  # (b, heads, L, d): one sequence's attention never reads another's keys
+    with torch.inference_mode():
+        packed = text.packed_attention(*flat, batch, length, heads)  # (rows, width)
+    assert packed.shape == (rows, width)
+    torch.testing.assert_close(packed, expected.transpose(1, 2).reshape(rows, width))
+
+
+def test_packed_attention_groups_fill_a_key_block() -> None:
+    assert text.attention_groups(5) == (3, 16)  # 15 keys and one masked
+    assert text.attention_groups(8) == (2, 16)
+    assert text.attention_groups(9) == (1, 16)
+    assert text.attention_groups(17) == (1, 32)
+    with pytest.raises(ValueError, match="rows past the batch"):
+        short = torch.zeros(3 * 5, 32)  # no tail: the last group's window runs off the end
+        text.packed_attention(short, short, short, 3, 5, 4)
+
+
 def test_embed_falls_back_to_hf_for_another_activation(monkeypatch: pytest.MonkeyPatch) -> None:
     encoder = build_text_encoder(TINY).eval()
     with torch.inference_mode():
