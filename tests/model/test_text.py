@@ -1,5 +1,6 @@
 """Text encoders and the on-disk embedding cache."""
 
+import gc
 from pathlib import Path
 
 import numpy as np
@@ -151,6 +152,29 @@ def test_packed_attention_groups_fill_a_key_block() -> None:
     with pytest.raises(ValueError, match="rows past the batch"):
         short = torch.zeros(3 * 5, 32)  # no tail: the last group's window runs off the end
         text.packed_attention(short, short, short, 3, 5, 4)
+
+
+def test_embed_pauses_the_garbage_collector(
+    tiny_encoder: text.TextEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tokenizing runs with the cyclic collector off; its state is restored after, off too."""
+    seen = []
+    token_ids = tiny_encoder.token_ids
+
+    def recording(texts: list[str]) -> list[list[int]]:
+        seen.append(gc.isenabled())
+        return token_ids(texts)
+
+    monkeypatch.setattr(tiny_encoder, "token_ids", recording)
+    assert gc.isenabled()
+    expected = tiny_encoder.embed(["red mug"])
+    assert seen == [False] and gc.isenabled()
+    gc.disable()
+    try:
+        np.testing.assert_array_equal(tiny_encoder.embed(["red mug"]), expected)
+        assert seen == [False, False] and not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_embed_falls_back_to_hf_for_another_activation(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,10 +9,12 @@ part).
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,10 +75,17 @@ class TextEncoder(nn.Module):
         return F.normalize(pooled, p=2, dim=-1)  # (U, H), unit norm
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        """Each text's token ids, truncated to max_length, unpadded (the fast tokenizer, once)."""
-        return self.tokenizer(list(texts), truncation=True, max_length=self.cfg.max_length)[
-            "input_ids"
-        ]
+        """Each text's token ids, truncated to max_length, unpadded (the fast tokenizer, once).
+        Only the ids: the attention masks and token types as Python lists took 0.13 of 0.21 s
+        for the default data's 8,732 texts (Intel host), ~3% of an encoding at two threads."""
+        encoded = self.tokenizer(
+            list(texts),
+            truncation=True,
+            max_length=self.cfg.max_length,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
+        return encoded["input_ids"]
 
     def batches(self, lengths: Sequence[int]) -> list[np.ndarray]:
         """Row indices in batches of one token count each, so no batch holds any padding.
@@ -102,6 +111,11 @@ class TextEncoder(nn.Module):
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
+        with collection_paused():
+            self._encode_into(out, texts)
+        return out
+
+    def _encode_into(self, out: np.ndarray, texts: Sequence[str]) -> None:
         ids = self.token_ids(texts)
         batches = self.batches([len(row) for row in ids])
         lean = supports_frozen_forward(self.bert.config)
@@ -127,7 +141,24 @@ class TextEncoder(nn.Module):
         finally:
             if not lean:
                 self.train(was_training)
-        return out
+
+
+@contextmanager
+def collection_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for the block, and as it was after.
+
+    Why: tokenizing the default data's 8,732 texts makes tens of thousands of lists that die
+    with the call (freed by their reference counts); a full collection they set off scans the
+    process's ~430,000 tracked objects (torch's, transformers') for 0.11-0.15 s, in about every
+    other encoding: ~3% of one at two threads. The process's own cyclic garbage waits for the
+    next collection after the block."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def supports_frozen_forward(config: object) -> bool:
