@@ -120,6 +120,17 @@ def test_splits_are_by_time_and_queries_never_cross(training_set: Path) -> None:
     assert not queries["train"] & queries["valid"]
 
 
+def test_each_split_is_in_time_order(training_set: Path) -> None:
+    """Rows by stamp, ties by id: each split taken from the unsorted frame in that order."""
+    for name in dataset.SPLITS:
+        part = pd.read_parquet(
+            training_set / f"{name}.parquet", columns=["event_timestamp", "row_id"]
+        )
+        in_order = part.sort_values(["event_timestamp", "row_id"], ignore_index=True)
+        assert len(part) > 0
+        pd.testing.assert_frame_equal(part, in_order)
+
+
 def test_schema_lists_service_features_with_kinds(training_set: Path) -> None:
     schema = json.loads((training_set / "schema.json").read_text())
     assert schema["feature_service"] == RICHEST_SERVICE

@@ -47,21 +47,23 @@ def run(
     entities = entity_rows(read_table(validated, "impressions"), read_table(validated, "judgments"))
     store = open_store(repo)
     service = store.get_feature_service(features.feature_service)
-    table = store.get_historical_features(
+    job = store.get_historical_features(
         entity_df=entities, features=service, full_feature_names=True
-    ).to_df()
+    )
+    # Arrow to pandas ourselves: Feast's `to_df` then calls `reset_index(drop=True)` on a frame
+    # whose index is already 0..n-1, a copy of every column (~0.8 s of the default data's ~16).
+    table = job.to_arrow().to_pandas()
     if len(table) != len(entities) or table["row_id"].nunique() != len(entities):
         raise RuntimeError(
             f"feature store returned {len(table)} rows for {len(entities)} entity rows"
         )
-    table = table.take(time_order(table))
-    # A new index, not `reset_index(drop=True)`, which copies every column again (~1 s of the
-    # default data's ~25, Intel host); the splits are written without an index, so not reset.
-    table.index = pd.RangeIndex(len(table))
-    split = assign_split(table, dataset)
+    # Each split's rows taken in time order straight from the unsorted frame: sorting the whole
+    # frame first was a copy of every column more (~0.7 s of the default data's ~15).
+    order = time_order(table)
+    split = assign_split(table, dataset).to_numpy()[order]  # each sorted row's split
     out.mkdir(parents=True, exist_ok=True)
     for name in SPLITS:
-        table[split == name].to_parquet(out / f"{name}.parquet", index=False)
+        table.take(order[split == name]).to_parquet(out / f"{name}.parquet", index=False)
     schema = {
         "feature_service": service.name,
         "features": REQUEST_FEATURES + service_fields(service, view_kinds(store)),
