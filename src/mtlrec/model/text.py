@@ -255,15 +255,6 @@ class ForwardBuffers:
             torch.empty(rows, config.intermediate_size),
         )
 
-    @classmethod
-    def fresh(cls, rows: int, config: object) -> ForwardBuffers:
-        """New buffers for one batch: the tails zeroed, the rest left to the products."""
-        width = config.hidden_size
-        projections = [torch.empty(rows + ATTENTION_TAIL, width) for _ in range(3)]
-        for projection in projections:
-            projection[rows:].zero_()
-        return cls(*projections, torch.empty(rows, config.intermediate_size))
-
     def first(self, rows: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """The query, key and value with the tail, (rows + ATTENTION_TAIL, H), and the first
         `rows` rows of the hidden buffer: views."""
@@ -296,8 +287,8 @@ def frozen_forward(
     rows = batch * length
     config = bert.config
     heads = config.num_attention_heads
-    if buffers is None:
-        buffers = ForwardBuffers.fresh(rows, config)
+    if buffers is None:  # one batch's worth (`embed` passes its own, reused batch after batch)
+        buffers = ForwardBuffers.allocate(rows, config)
     *projections, hidden_out = buffers.first(rows)
     emb = bert.embeddings
     x = emb.word_embeddings(input_ids) + (
